@@ -1,0 +1,2 @@
+//! Keys, the Noise IK handshake and the per-batch AEAD.
+#![forbid(unsafe_code)]

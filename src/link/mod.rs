@@ -1,0 +1,2 @@
+//! The sans-IO link state machine.
+#![forbid(unsafe_code)]
