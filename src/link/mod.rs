@@ -1,2 +1,361 @@
 //! The sans-IO link state machine.
+//!
+//! A [`Link`] turns packets into sealed batches and batches back into packets, for one peer,
+//! over one or more paths. It owns no socket, device, thread or clock: every call takes `now`
+//! (a [`Duration`] since an epoch the driver picks), randomness comes through the
+//! [`Entropy`] given at construction, and everything it wants done comes out of `poll_*` calls.
+//!
+//! The driver's loop, in order:
+//! 1. feed inputs: [`Link::handle_packet`] for each packet read from the TUN device,
+//!    [`Link::handle_batch`] for each batch a transport received (packets for the TUN device come
+//!    out of its `deliver` callback), [`Link::handle_path_error`] for transport failures, and
+//!    [`Link::handle_timeout`] once the deadline from [`Link::poll_timeout`] has passed;
+//! 2. for every path whose transport can carry a batch now, call [`Link::poll_transmit`] until it
+//!    returns `None`;
+//! 3. drain [`Link::poll_event`];
+//! 4. sleep until input arrives or [`Link::poll_timeout`].
 #![forbid(unsafe_code)]
+
+pub mod config;
+pub mod event;
+mod handshake;
+pub mod path;
+mod receive;
+pub mod recv;
+pub mod rtt;
+pub mod sent;
+pub mod seq;
+pub mod stats;
+mod timers;
+mod transmit;
+pub mod wire;
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use thiserror::Error;
+
+pub use config::{Compression, Entropy, LinkConfig, MAX_PATHS, PathConfig};
+pub use event::Event;
+pub use stats::{LinkStats, PathStats, RejectCounters};
+
+use crate::crypto::Session;
+use crate::crypto::handshake::InitiatorHandshake;
+use path::Path;
+use recv::RecvBuffer;
+use sent::SendBuffer;
+
+/// Smallest `max_batch` a path may have: room for a header, a tag and a useful fragment.
+pub const MIN_PATH_BATCH: usize = 256;
+/// Most events kept undrained; older ones are dropped first.
+const MAX_EVENTS: usize = 256;
+
+/// A configuration the link cannot run with.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum LinkConfigError {
+    /// No paths, or more than [`MAX_PATHS`].
+    #[error("a link needs between 1 and {MAX_PATHS} paths")]
+    PathCount,
+    /// Two paths share an id.
+    #[error("path id {0} is used twice")]
+    DuplicatePath(u8),
+    /// A path's batch size is outside `MIN_PATH_BATCH..=MAX_BATCH_LEN`.
+    #[error("path {0}: max_batch must be between {MIN_PATH_BATCH} and {}", wire::MAX_BATCH_LEN)]
+    BatchSize(u8),
+    /// The send buffer limits are zero or beyond the window.
+    #[error("send buffer must hold between 1 and {} frames", config::WINDOW_FRAMES)]
+    SendBuffer,
+}
+
+/// Why a packet from the TUN device was not accepted. Each is counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+pub enum PacketDropped {
+    /// The send buffer is full: the link is not keeping up, the packet is dropped and TCP above
+    /// backs off.
+    #[error("send buffer full")]
+    Full,
+    /// The packet is larger than [`wire::MAX_PACKET_LEN`].
+    #[error("packet too large")]
+    TooLarge,
+}
+
+/// An initiation we sent and await the response to.
+struct Pending {
+    handshake: InitiatorHandshake,
+    local_index: u32,
+    sent: Duration,
+    path: usize,
+    attempts: u32,
+}
+
+/// Session keys in use, in rotation.
+#[derive(Default)]
+struct Sessions {
+    /// Used for sending and receiving.
+    current: Option<Session>,
+    /// The one before: still opens batches sealed before the switch.
+    previous: Option<Session>,
+    /// Responder side: answered but not yet confirmed by a batch from the initiator.
+    next: Option<Session>,
+    /// Initiator side: our handshake in progress.
+    pending: Option<Pending>,
+    /// Largest initiation timestamp accepted from the peer.
+    peer_timestamp: u64,
+    /// The peer's instance from its last handshake.
+    peer_instance: Option<u64>,
+    /// When the next initiation may be sent (retry timer).
+    retry_at: Option<Duration>,
+    /// Rate limiter budget for answering initiations.
+    budget: Duration,
+    budget_at: Duration,
+}
+
+/// One peer's link over all its paths. See the module documentation for the calling order.
+pub struct Link {
+    cfg: LinkConfig,
+    entropy: Box<dyn Entropy + Send>,
+    sessions: Sessions,
+    send: SendBuffer,
+    recv: RecvBuffer,
+    paths: Vec<Path>,
+    active: Option<usize>,
+    /// Handshake messages waiting for their path's transport.
+    hs_out: Vec<Option<Vec<u8>>>,
+    /// CLOSE owed on each path.
+    close_out: Vec<bool>,
+    next_pn: u64,
+    /// Data frames in the last batch built.
+    last_data_frames: usize,
+    /// Highest cumulative point the peer acknowledged.
+    peer_cum: u64,
+    /// When a SKIP last left (None: due now if one is needed).
+    skip_sent: Option<Duration>,
+    carrier: bool,
+    events: VecDeque<Event>,
+    rejected: RejectCounters,
+    oversize_packets: u64,
+    handshakes: u64,
+    handshake_collisions: u64,
+    idle_batches: u64,
+    scratch_ranges: Vec<wire::AckRange>,
+    scratch_expanded: Vec<(u64, u64)>,
+}
+
+impl Link {
+    /// A link that will start its first handshake at the first [`Link::handle_timeout`] or
+    /// [`Link::poll_transmit`] call at or after `now`.
+    pub fn new(cfg: LinkConfig, entropy: Box<dyn Entropy + Send>, now: Duration) -> Result<Self, LinkConfigError> {
+        validate(&cfg)?;
+        let paths: Vec<Path> = cfg
+            .paths
+            .iter()
+            .map(|p| Path::new(p.clone(), cfg.initial_rtt, now))
+            .collect();
+        let n = paths.len();
+        Ok(Self {
+            send: SendBuffer::new(cfg.initial_seq, cfg.send_buffer_frames, cfg.send_buffer_bytes),
+            recv: RecvBuffer::new(0, cfg.hold_bytes),
+            peer_cum: cfg.initial_seq,
+            sessions: Sessions {
+                retry_at: Some(now),
+                budget_at: now,
+                ..Sessions::default()
+            },
+            entropy,
+            paths,
+            active: None,
+            hs_out: vec![None; n],
+            close_out: vec![false; n],
+            next_pn: 0,
+            last_data_frames: 0,
+            skip_sent: None,
+            carrier: false,
+            events: VecDeque::new(),
+            rejected: RejectCounters::default(),
+            oversize_packets: 0,
+            handshakes: 0,
+            handshake_collisions: 0,
+            idle_batches: 0,
+            scratch_ranges: Vec::new(),
+            scratch_expanded: Vec::new(),
+            cfg,
+        })
+    }
+
+    /// Takes one packet read from the TUN device at `now`. On `Ok` the packet is *accepted*: it
+    /// will be delivered to the peer exactly once and in order, unless it ages past the maximum
+    /// frame age first (then it is counted as expired and skipped).
+    pub fn handle_packet(&mut self, now: Duration, packet: &[u8]) -> Result<(), PacketDropped> {
+        if packet.len() > wire::MAX_PACKET_LEN {
+            self.oversize_packets += 1;
+            return Err(PacketDropped::TooLarge);
+        }
+        let mut buf = self.send.take_buffer();
+        let flags = match self.cfg.compression {
+            Compression::Lz4 => compress(packet, &mut buf),
+            Compression::Off => 0,
+        };
+        if flags == 0 {
+            buf.clear();
+            buf.extend_from_slice(packet);
+        }
+        self.send.accept(now, buf, flags).map(drop).map_err(|_| PacketDropped::Full)
+    }
+
+    /// Whether a packet of `len` bytes would be accepted now (lets the driver stop reading the
+    /// TUN device instead of dropping).
+    pub fn can_accept(&self, len: usize) -> bool {
+        len <= wire::MAX_PACKET_LEN && !self.send.is_full(len)
+    }
+
+    /// A transport on path `path_id` failed (SCSI error, socket error): the path goes down now
+    /// and its frames in flight move to another path.
+    pub fn handle_path_error(&mut self, now: Duration, path_id: u8) {
+        if let Some(i) = self.path_index(path_id) {
+            self.path_down(now, i, path::DownCause::TransportError);
+            self.update_active(now);
+        }
+    }
+
+    /// Asks the link to close: a CLOSE frame goes out on every path at the next
+    /// [`Link::poll_transmit`] for it.
+    pub fn close(&mut self) {
+        self.close_out.iter_mut().for_each(|c| *c = true);
+    }
+
+    /// The next event, if any.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// Whether a session is established (the link can carry packets once a path is up).
+    pub fn is_established(&self) -> bool {
+        self.sessions.current.is_some()
+    }
+
+    /// The active path's id.
+    pub fn active_path(&self) -> Option<u8> {
+        self.active.map(|i| self.paths[i].config.id)
+    }
+
+    /// Time since the current session was established.
+    pub fn handshake_age(&self, now: Duration) -> Option<Duration> {
+        self.sessions.current.as_ref().map(|s| now.saturating_sub(s.created()))
+    }
+
+    /// A snapshot of the counters and path figures.
+    pub fn stats(&self, now: Duration) -> LinkStats {
+        LinkStats {
+            send: self.send.counters(),
+            recv: self.recv.counters(),
+            rejected: self.rejected,
+            oversize_packets: self.oversize_packets,
+            handshakes: self.handshakes,
+            handshake_collisions: self.handshake_collisions,
+            idle_batches: self.idle_batches,
+            send_buffer_frames: self.send.len(),
+            send_buffer_bytes: self.send.bytes(),
+            hold_bytes: self.recv.hold_bytes(),
+            active_path: self.active_path(),
+            paths: self.paths.iter().map(|p| path_stats(p, now)).collect(),
+        }
+    }
+
+    fn path_index(&self, id: u8) -> Option<usize> {
+        self.paths.iter().position(|p| p.config.id == id)
+    }
+
+    fn push_event(&mut self, e: Event) {
+        if self.events.len() == MAX_EVENTS {
+            self.events.pop_front();
+        }
+        self.events.push_back(e);
+    }
+
+    fn path_down(&mut self, now: Duration, i: usize, cause: path::DownCause) {
+        if !self.paths[i].set_down() {
+            return;
+        }
+        let moved = self.send.requeue_path(i as u8, now);
+        self.paths[i].counters.retransmits += moved;
+        self.push_event(Event::PathDown {
+            path: self.paths[i].config.id,
+            cause,
+        });
+    }
+
+    fn path_up(&mut self, now: Duration, i: usize) {
+        if self.paths[i].on_proof(now) {
+            self.push_event(Event::PathUp {
+                path: self.paths[i].config.id,
+            });
+        }
+    }
+
+    /// Re-selects the active path; moves frames in flight off a path that stops being active;
+    /// reports the change and the carrier.
+    fn update_active(&mut self, now: Duration) {
+        let chosen = path::select_active(&self.paths, self.active, now, self.cfg.fail_back_after);
+        if chosen != self.active {
+            let from = self.active_path();
+            if let Some(old) = self.active {
+                let moved = self.send.requeue_path(old as u8, now);
+                self.paths[old].counters.retransmits += moved;
+            }
+            self.active = chosen;
+            let to = self.active_path();
+            self.push_event(Event::ActivePathChanged { from, to });
+        }
+        let carrier = self.active.is_some() && self.sessions.current.is_some();
+        if carrier != self.carrier {
+            self.carrier = carrier;
+            self.push_event(Event::Carrier(carrier));
+        }
+    }
+}
+
+fn validate(cfg: &LinkConfig) -> Result<(), LinkConfigError> {
+    if cfg.paths.is_empty() || cfg.paths.len() > MAX_PATHS {
+        return Err(LinkConfigError::PathCount);
+    }
+    for (i, p) in cfg.paths.iter().enumerate() {
+        if cfg.paths[..i].iter().any(|q| q.id == p.id) {
+            return Err(LinkConfigError::DuplicatePath(p.id));
+        }
+        if !(MIN_PATH_BATCH..=wire::MAX_BATCH_LEN).contains(&p.max_batch) {
+            return Err(LinkConfigError::BatchSize(p.id));
+        }
+    }
+    let frames = cfg.send_buffer_frames as u64;
+    if frames == 0 || frames > config::WINDOW_FRAMES || cfg.send_buffer_bytes == 0 {
+        return Err(LinkConfigError::SendBuffer);
+    }
+    Ok(())
+}
+
+fn path_stats(p: &Path, now: Duration) -> PathStats {
+    PathStats {
+        id: p.config.id,
+        name: p.config.name.clone(),
+        state: p.state,
+        rtt_us: p.rtt.smoothed().as_micros() as u64,
+        loss: p.loss(now),
+        counters: p.counters,
+    }
+}
+
+/// LZ4-compresses `packet` into `buf` as (u32 length, block); returns [`wire::FLAG_LZ4`] if
+/// that is smaller than the packet, else 0 (and `buf`'s content is then unspecified).
+fn compress(packet: &[u8], buf: &mut Vec<u8>) -> u8 {
+    let bound = lz4_flex::block::get_maximum_output_size(packet.len());
+    buf.clear();
+    buf.resize(4 + bound, 0);
+    buf[..4].copy_from_slice(&(packet.len() as u32).to_le_bytes());
+    match lz4_flex::block::compress_into(packet, &mut buf[4..]) {
+        Ok(n) if 4 + n < packet.len() => {
+            buf.truncate(4 + n);
+            wire::FLAG_LZ4
+        }
+        _ => 0,
+    }
+}

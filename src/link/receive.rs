@@ -1,0 +1,155 @@
+//! Receiving batches: header checks, session lookup, opening, and applying the frames.
+
+use std::time::Duration;
+
+use super::seq;
+use super::wire::{BatchHeader, BatchType, Frame, FrameReader, HEADER_LEN};
+use super::{Event, Link};
+use crate::crypto::OpenError;
+
+impl Link {
+    /// Takes one batch that arrived on path `path_id` at `now`. `batch` may be longer than the
+    /// batch (SCSI block padding); it is decrypted in place. Packets for the TUN device are
+    /// passed to `deliver`, in order. A batch that fails any check is counted and changes
+    /// nothing else.
+    pub fn handle_batch(&mut self, now: Duration, path_id: u8, batch: &mut [u8], deliver: &mut dyn FnMut(&[u8])) {
+        let header = match BatchHeader::parse(batch) {
+            Ok(h) => h,
+            Err(_) => {
+                self.rejected.bad_header += 1;
+                return;
+            }
+        };
+        let Some(path) = self.path_index(path_id).filter(|_| header.path == path_id) else {
+            self.rejected.wrong_path += 1;
+            return;
+        };
+        let batch = &mut batch[..header.batch_len()];
+        match header.batch_type {
+            BatchType::Idle => self.idle_batches += 1,
+            BatchType::Initiation => self.on_initiation(now, path, batch, &header),
+            BatchType::Response => self.on_response(now, path, batch, &header),
+            BatchType::Transport => self.on_transport(now, path, batch, &header, deliver),
+        }
+    }
+
+    fn on_transport(&mut self, now: Duration, path: usize, batch: &mut [u8], header: &BatchHeader, deliver: &mut dyn FnMut(&[u8])) {
+        let Some((_, unconfirmed)) = self.session_for(header.receiver) else {
+            self.rejected.unknown_session += 1;
+            return;
+        };
+        let (head, body) = batch.split_at_mut(HEADER_LEN);
+        let Some(session) = self.session_for_mut(header.receiver) else { return };
+        let plain_len = match session.open(header.counter, head, body) {
+            Ok(n) => n,
+            Err(e) => {
+                match e {
+                    OpenError::Replayed => self.rejected.replayed += 1,
+                    OpenError::Forged => self.rejected.forged += 1,
+                    OpenError::Malformed => self.rejected.malformed += 1,
+                }
+                return;
+            }
+        };
+        let plain = &body[..plain_len];
+        if !frames_well_formed(plain) {
+            self.rejected.malformed += 1;
+            return;
+        }
+        if unconfirmed {
+            self.confirm_next(now, path);
+        }
+        let counters = &mut self.paths[path].counters;
+        counters.rx_batches += 1;
+        counters.rx_bytes += header.batch_len() as u64;
+        self.apply_frames(now, path, plain, deliver);
+        self.update_active(now);
+    }
+
+    fn apply_frames(&mut self, now: Duration, path: usize, plain: &[u8], deliver: &mut dyn FnMut(&[u8])) {
+        let mut reader = FrameReader::new(plain);
+        let mut eliciting = false;
+        while let Ok(Some(frame)) = reader.next_frame() {
+            match frame {
+                Frame::Data { seq, flags, payload } => {
+                    eliciting = true;
+                    self.recv.on_data(seq, flags, payload, deliver);
+                }
+                Frame::Fragment { seq, flags, total, offset, chunk } => {
+                    eliciting = true;
+                    self.recv.on_fragment(seq, flags, total, offset, chunk, deliver);
+                }
+                Frame::Ack { cum, delay_us, ranges } => self.on_ack(now, cum, delay_us, ranges),
+                Frame::Probe { id, reply: false } => self.paths[path].owe_reply(id),
+                Frame::Probe { id, reply: true } => {
+                    if self.paths[path].on_probe_reply(id, now) {
+                        self.push_event(Event::PathUp { path: self.paths[path].config.id });
+                    }
+                }
+                Frame::Skip { forward } => {
+                    eliciting = true;
+                    self.recv.on_skip(forward, deliver);
+                }
+                Frame::Close { .. } => self.on_close(now),
+            }
+        }
+        if eliciting {
+            self.recv.note_eliciting(now);
+        }
+    }
+
+    fn on_ack(&mut self, now: Duration, cum: u32, delay_us: u32, ranges: &[u8]) {
+        let base = self.send.base();
+        let cum = seq::expand(cum, base);
+        if cum > self.send.next_seq() {
+            self.rejected.malformed += 1;
+            return;
+        }
+        self.peer_cum = self.peer_cum.max(cum);
+        let mut expanded = std::mem::take(&mut self.scratch_expanded);
+        super::sent::expand_ranges(ranges, base, &mut expanded);
+        let out = self.send.on_ack(cum, &expanded);
+        self.scratch_expanded = expanded;
+        if out.newly_acked == 0 {
+            return;
+        }
+        let ack_delay = Duration::from_micros(u64::from(delay_us));
+        if let Some((p, _, sent)) = out.rtt_sample {
+            self.paths[p as usize].rtt.update(now.saturating_sub(sent), ack_delay);
+        }
+        for (i, largest) in out.largest_pn.iter().enumerate() {
+            let Some(largest) = *largest else { continue };
+            let p = &mut self.paths[i];
+            p.largest_acked_pn = Some(p.largest_acked_pn.map_or(largest, |x| x.max(largest)));
+            p.pto_count = 0;
+            self.path_up(now, i);
+            self.detect_losses(now, i);
+        }
+    }
+
+    /// Runs loss detection for path index `i` and re-arms its loss timer.
+    pub(super) fn detect_losses(&mut self, now: Duration, i: usize) {
+        let p = &mut self.paths[i];
+        let Some(largest) = p.largest_acked_pn else { return };
+        let (lost, next) = self.send.detect_losses(now, i as u8, largest, p.rtt.loss_delay());
+        p.counters.retransmits += lost;
+        p.loss_time = next;
+    }
+
+    fn on_close(&mut self, now: Duration) {
+        self.drop_sessions(now);
+        self.push_event(Event::PeerClosed);
+    }
+}
+
+/// Whether every frame of an opened batch parses (frames are applied only if all do).
+fn frames_well_formed(plain: &[u8]) -> bool {
+    let mut reader = FrameReader::new(plain);
+    loop {
+        match reader.next_frame() {
+            Ok(Some(_)) => {}
+            Ok(None) => return true,
+            Err(_) => return false,
+        }
+    }
+}

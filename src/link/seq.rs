@@ -1,0 +1,64 @@
+//! Frame sequence numbers: 64-bit inside the link, 32-bit on the wire.
+//!
+//! A sender never has more than [`crate::link::config::WINDOW_FRAMES`] frames between its oldest
+//! unacknowledged frame and its newest, far less than 2^31, so the receiver recovers the full
+//! number as the 64-bit value nearest to one it expects (the method of RFC 9000 appendix A.3).
+
+/// The low 32 bits of `seq`, as sent.
+pub fn truncate(seq: u64) -> u32 {
+    seq as u32
+}
+
+/// The 64-bit sequence number whose low 32 bits are `wire` and which lies nearest to
+/// `reference` (ties resolve upwards). Never overflows or underflows.
+pub fn expand(wire: u32, reference: u64) -> u64 {
+    const SPAN: u64 = 1 << 32;
+    const HALF: u64 = 1 << 31;
+    let candidate = (reference & !(SPAN - 1)) | u64::from(wire);
+    if candidate + HALF <= reference && candidate <= u64::MAX - SPAN {
+        candidate + SPAN
+    } else if candidate > reference + HALF && candidate >= SPAN {
+        candidate - SPAN
+    } else {
+        candidate
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expands_near_the_reference() {
+        let cases: &[(u32, u64, u64)] = &[
+            (5, 0, 5),
+            (0, 0, 0),
+            (0xffff_fffe, 0xffff_fff0, 0xffff_fffe),
+            // Across the 32-bit wrap, both directions.
+            (3, 0xffff_fffe, 0x1_0000_0003),
+            (0xffff_fffe, 0x1_0000_0003, 0xffff_fffe),
+            (0, 0x1_0000_0000, 0x1_0000_0000),
+            (0x7fff_ffff, 0x1_0000_0000, 0x1_7fff_ffff),
+            (0x8000_0001, 0x1_0000_0000, 0x8000_0001),
+            // Near the bottom there is nothing below zero to wrap to.
+            (0xffff_ffff, 5, 0xffff_ffff),
+            // Near the top there is nothing above u64::MAX.
+            (1, u64::MAX, 0xffff_ffff_0000_0001),
+        ];
+        for &(wire, reference, want) in cases {
+            assert_eq!(expand(wire, reference), want, "wire {wire:#x} ref {reference:#x}");
+        }
+    }
+
+    #[test]
+    fn truncate_then_expand_is_identity_within_half_the_space() {
+        let mut x = 0x1234_5678_9abc_def0u64;
+        for _ in 0..10_000 {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            let seq = x >> 2;
+            let offset = (x as i64 % (1 << 30)) as i128;
+            let reference = (seq as i128 + offset).clamp(0, u64::MAX as i128) as u64;
+            assert_eq!(expand(truncate(seq), reference), seq);
+        }
+    }
+}
