@@ -246,18 +246,7 @@ pub struct Pair {
 
 impl Pair {
     pub fn new(sc: Scenario) -> Self {
-        let links = [0usize, 1].map(|side| {
-            let mut cfg = LinkConfig::new(key(side as u8 + 1), key(2 - side as u8).public, paths(&sc));
-            cfg.instance = sc.seed ^ (side as u64 + 1);
-            cfg.epoch_unix_ns = 1_700_000_000_000_000_000;
-            cfg.max_frame_age = sc.max_frame_age;
-            cfg.initial_seq = sc.initial_seq;
-            cfg.send_buffer_frames = sc.send_buffer_frames;
-            cfg.hold_bytes = sc.hold_bytes;
-            (sc.tweak)(side, &mut cfg);
-            let entropy = Box::new(SeededEntropy(sc.seed.wrapping_mul(31) + side as u64));
-            Link::new(cfg, entropy, Duration::ZERO).expect("valid config")
-        });
+        let links = [0usize, 1].map(|side| build_link(&sc, side, 0, Duration::ZERO));
         let n = sc.paths.len();
         Self {
             rng: SeededEntropy(sc.seed),
@@ -291,6 +280,12 @@ impl Pair {
         let stop = self.traffic_end() + self.sc.drain;
         self.run_until(stop);
         self.finish()
+    }
+
+    /// Replaces side `side`'s link with a fresh process's (new instance, empty state); the
+    /// new link's clock keeps counting from the same epoch, as a restarted daemon's would.
+    pub fn restart(&mut self, side: usize, generation: u64) {
+        self.links[side] = build_link(&self.sc, side, generation, self.now);
     }
 
     pub fn traffic_end(&self) -> Duration {
@@ -438,6 +433,20 @@ impl Pair {
         }
         next
     }
+}
+
+/// Side `side`'s link as of a process start at `now` (`generation` > 0 after restarts).
+pub fn build_link(sc: &Scenario, side: usize, generation: u64, now: Duration) -> Link {
+    let mut cfg = LinkConfig::new(key(side as u8 + 1), key(2 - side as u8).public, paths(sc));
+    cfg.instance = sc.seed ^ (side as u64 + 1) ^ (generation << 32);
+    cfg.epoch_unix_ns = 1_700_000_000_000_000_000;
+    cfg.max_frame_age = sc.max_frame_age;
+    cfg.initial_seq = sc.initial_seq;
+    cfg.send_buffer_frames = sc.send_buffer_frames;
+    cfg.hold_bytes = sc.hold_bytes;
+    (sc.tweak)(side, &mut cfg);
+    let seed = sc.seed.wrapping_mul(31) + side as u64 + (generation << 40);
+    Link::new(cfg, Box::new(SeededEntropy(seed)), now).expect("valid config")
 }
 
 fn paths(sc: &Scenario) -> Vec<PathConfig> {
