@@ -4,6 +4,7 @@
 mod cipher;
 mod kdf;
 pub mod keys;
+mod mac;
 pub mod noise;
 
 pub use keys::{KEY_LEN, Key, KeyError, PrivateKey, PublicKey, fingerprint};
