@@ -8,6 +8,7 @@ mod kdf;
 pub mod keys;
 mod mac;
 pub mod noise;
+pub mod replay;
 
 pub use handshake::{
     HandshakeError, INITIATION_LEN, InitiatorHandshake, LocalStatic, PAYLOAD_LEN, RESPONSE_LEN,
@@ -15,3 +16,4 @@ pub use handshake::{
 };
 pub use keys::{KEY_LEN, Key, KeyError, PrivateKey, PublicKey, fingerprint};
 pub use noise::PROLOGUE;
+pub use replay::{REPLAY_WINDOW, ReplayWindow};
