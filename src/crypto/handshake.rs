@@ -275,6 +275,8 @@ impl InitiatorHandshake {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::crypto::session::{Session, sealed_len};
+    use core::time::Duration;
 
     const INIT_HEADER: &[u8] = b"initiation batch header.";
     const RESP_HEADER: &[u8] = b"response batch header...";
@@ -334,6 +336,28 @@ mod tests {
         assert_eq!(alice_keys.send.as_bytes(), bob_keys.recv.as_bytes());
         assert_eq!(alice_keys.recv.as_bytes(), bob_keys.send.as_bytes());
         assert_ne!(alice_keys.send.as_bytes(), alice_keys.recv.as_bytes());
+    }
+
+    #[test]
+    fn sessions_from_the_handshake_talk_both_ways() {
+        let (alice, bob) = (party(1), party(2));
+        let (hs, init) = initiate(&alice, &bob.public);
+        let (bob_keys, resp) =
+            respond(consume_initiation(&bob, &alice.public, INIT_HEADER, &init).expect("genuine"));
+        let (alice_keys, _) = hs.consume_response(RESP_HEADER, &resp).expect("genuine");
+        let mut a = Session::new(alice_keys, 1, 2, Duration::ZERO, true);
+        let mut b = Session::new(bob_keys, 2, 1, Duration::ZERO, false);
+        ping(&mut a, &mut b);
+        ping(&mut b, &mut a);
+    }
+
+    fn ping(from: &mut Session, to: &mut Session) {
+        let counter = from.next_counter().expect("fresh");
+        let mut buf = b"ping".to_vec();
+        buf.resize(sealed_len(4), 0);
+        from.seal(counter, b"hdr", &mut buf, 4);
+        assert_eq!(to.open(counter, b"hdr", &mut buf), Ok(4));
+        assert_eq!(&buf[..4], b"ping");
     }
 
     #[test]
