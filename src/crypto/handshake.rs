@@ -8,7 +8,7 @@
 //! response    (96) = e (32) ‖ enc(payload) (32+16) ‖ mac1 (16)
 //! ```
 //!
-//! mac1 is keyed by whoever receives the message (see [`super::mac`]) and is
+//! mac1 is keyed by whoever receives the message (see `mac.rs`) and is
 //! checked before any Diffie-Hellman. After the response the initiator sends
 //! with the first key of `Split()` and the responder with the second.
 //! Ephemeral keys arrive as random bytes from the caller: nothing here reads

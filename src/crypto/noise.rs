@@ -2,9 +2,9 @@
 //! (Noise spec rev 34, §5.1 and §5.2).
 //!
 //! The spec's SymmetricState starts without a cipher key and gains one at the
-//! first `MixKey`. That is two types here: [`HashChain`] (no key yet: only
-//! `MixHash` is possible) becomes a [`SymmetricState`] at its first
-//! [`HashChain::mix_key`]. IK performs a DH before its first encryption, so
+//! first `MixKey`. That is two types here: `HashChain` (no key yet: only
+//! `MixHash` is possible) becomes a `SymmetricState` at its first
+//! `HashChain::mix_key`. IK performs a DH before its first encryption, so
 //! the spec's "encrypt without a key" case never arises and has no code.
 
 use super::cipher::{Aead, NONCE_LEN, TAG_LEN};

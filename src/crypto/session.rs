@@ -3,7 +3,11 @@
 //!
 //! Each batch has a fresh 64-bit counter, the AEAD nonce source; the batch
 //! header the link puts in front of the body is the associated data of every
-//! record. Layout and nonces are in [`super::record`].
+//! record. The body is cut into records of [`RECORD_LEN`] plaintext bytes
+//! (the last may be shorter; an empty body is one empty record). Sealed, it
+//! is all the ciphertext (as long as the plaintext) followed by one
+//! [`TAG_LEN`]-byte tag per record, in record order. Record `i` of the batch
+//! with counter `c` uses the nonce `i` (u32 LE) ‖ `c` (u64 LE).
 //!
 //! Records are authenticated one by one, so the body's length is authentic
 //! only if the header (the AAD) states it: a body cut at a record boundary,
