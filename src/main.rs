@@ -52,5 +52,6 @@ fn pubkey() -> Result<(), String> {
         .read_to_string(&mut text)
         .map_err(|e| format!("reading the private key from standard input: {e}"))?;
     let key = PrivateKey::from_base64(&text).map_err(|e| format!("standard input: {e}"))?;
-    writeln!(std::io::stdout(), "{}", key.public_key().to_base64()).map_err(|e| format!("writing the key: {e}"))
+    writeln!(std::io::stdout(), "{}", key.public_key().to_base64())
+        .map_err(|e| format!("writing the key: {e}"))
 }

@@ -24,7 +24,10 @@ fn assert_all_delivered(o: &Outcome) {
             o.stats[to].recv.skipped,
             o.stats[side].send.expired,
         );
-        assert_eq!(o.delivered[to], o.accepted[side], "side {side}: order or identity differs");
+        assert_eq!(
+            o.delivered[to], o.accepted[side],
+            "side {side}: order or identity differs"
+        );
         assert_eq!(o.stats[side].send.expired, 0);
         assert_eq!(o.stats[to].recv.skipped, 0);
     }
@@ -42,8 +45,16 @@ fn assert_drops_resent(o: &Outcome) -> u64 {
 }
 
 fn assert_bounded(o: &Outcome, sc: &Scenario) {
-    assert!(o.peak_send_frames <= sc.send_buffer_frames, "send buffer {} frames", o.peak_send_frames);
-    assert!(o.peak_hold_bytes <= sc.hold_bytes, "hold {} bytes", o.peak_hold_bytes);
+    assert!(
+        o.peak_send_frames <= sc.send_buffer_frames,
+        "send buffer {} frames",
+        o.peak_send_frames
+    );
+    assert!(
+        o.peak_hold_bytes <= sc.hold_bytes,
+        "hold {} bytes",
+        o.peak_hold_bytes
+    );
 }
 
 #[test]
@@ -64,7 +75,10 @@ fn loss_duplication_reordering_and_corruption_lose_nothing() {
                 let spurious = assert_drops_resent(&o);
                 assert_bounded(&o, &sc);
                 let rejected: u64 = o.stats.iter().map(|s| s.rejected.total()).sum();
-                assert!(rejected >= o.corrupted_batches, "corrupted batches must be rejected");
+                assert!(
+                    rejected >= o.corrupted_batches,
+                    "corrupted batches must be rejected"
+                );
                 let dups: u64 = o.stats.iter().map(|s| s.recv.duplicates).sum();
                 if seed == 0 {
                     eprintln!(
@@ -91,9 +105,15 @@ fn blackout_shorter_than_max_frame_age_loses_nothing() {
             assert_all_delivered(&o);
             assert_drops_resent(&o);
             assert_bounded(&o, &sc);
-            assert!(o.longest_gap.iter().all(|g| *g >= MS * 1900), "the blackout must show");
+            assert!(
+                o.longest_gap.iter().all(|g| *g >= MS * 1900),
+                "the blackout must show"
+            );
             if seed == 0 {
-                eprintln!("2 s blackout: longest delivery gap {:?} / {:?}", o.longest_gap[0], o.longest_gap[1]);
+                eprintln!(
+                    "2 s blackout: longest delivery gap {:?} / {:?}",
+                    o.longest_gap[0], o.longest_gap[1]
+                );
             }
         });
     }
@@ -107,7 +127,11 @@ fn blackout_longer_than_max_frame_age_ends_in_counted_skips() {
             ..Faults::NONE
         };
         let mut sc = Scenario::new(seed, vec![SimPath::fc(faults)]);
-        sc.traffic = [Traffic { packets: 40_000, interval: Duration::from_micros(200), jumbo: 0.0 }; 2];
+        sc.traffic = [Traffic {
+            packets: 40_000,
+            interval: Duration::from_micros(200),
+            jumbo: 0.0,
+        }; 2];
         sc.send_buffer_frames = 32_768;
         sc.hold_bytes = 64 << 20;
         replayable(&sc, || {
@@ -115,13 +139,22 @@ fn blackout_longer_than_max_frame_age_ends_in_counted_skips() {
             for side in 0..2 {
                 let to = 1 - side;
                 let d = &o.delivered[to];
-                assert!(d.windows(2).all(|w| w[0] < w[1]), "delivery must stay in order");
+                assert!(
+                    d.windows(2).all(|w| w[0] < w[1]),
+                    "delivery must stay in order"
+                );
                 let expired = o.stats[side].send.expired;
                 let skipped = o.stats[to].recv.skipped;
-                assert!(expired > 0 && skipped > 0, "expired {expired}, skipped {skipped}");
+                assert!(
+                    expired > 0 && skipped > 0,
+                    "expired {expired}, skipped {skipped}"
+                );
                 assert!(skipped <= expired);
-                // Nothing is lost silently: every accepted packet was delivered or expired.
-                assert_eq!(d.len() as u64 + expired, o.accepted[side].len() as u64);
+                // Nothing is lost silently: the receiver delivered or skipped every sequence
+                // number exactly once (a packet may be both delivered and expired at the
+                // sender when only its acknowledgement was lost).
+                assert_eq!(d.len() as u64 + skipped, o.accepted[side].len() as u64);
+                assert!(d.len() as u64 + expired >= o.accepted[side].len() as u64);
                 // The link is not stuck: packets offered well after the blackout arrive.
                 let last = *o.accepted[side].last().unwrap();
                 assert_eq!(d.last(), Some(&last));
@@ -133,12 +166,25 @@ fn blackout_longer_than_max_frame_age_ends_in_counted_skips() {
 
 #[test]
 fn overload_is_refused_and_counted_while_memory_stays_bounded() {
-    let mut sc = Scenario::new(7, vec![SimPath::fc(Faults { loss: 0.05, ..Faults::NONE })]);
-    sc.traffic = [Traffic { packets: 20_000, interval: Duration::from_nanos(200), jumbo: 0.3 }; 2];
+    let mut sc = Scenario::new(
+        7,
+        vec![SimPath::fc(Faults {
+            loss: 0.05,
+            ..Faults::NONE
+        })],
+    );
+    sc.traffic = [Traffic {
+        packets: 20_000,
+        interval: Duration::from_nanos(200),
+        jumbo: 0.3,
+    }; 2];
     sc.send_buffer_frames = 1024;
     replayable(&sc, || {
         let o = Pair::new(sc.clone()).run();
-        assert!(o.stats[0].send.refused_full > 0, "the offered load must exceed the buffer");
+        assert!(
+            o.stats[0].send.refused_full > 0,
+            "the offered load must exceed the buffer"
+        );
         assert_all_delivered(&o);
         assert_bounded(&o, &sc);
     });
@@ -151,7 +197,16 @@ fn failover_to_ethernet_and_back_is_hitless() {
             blackout: Some((MS * 300, MS * 1800)),
             ..Faults::NONE
         });
-        let sc = Scenario::new(seed, vec![fc, SimPath::ethernet(Faults { loss: 0.01, ..Faults::NONE })]);
+        let sc = Scenario::new(
+            seed,
+            vec![
+                fc,
+                SimPath::ethernet(Faults {
+                    loss: 0.01,
+                    ..Faults::NONE
+                }),
+            ],
+        );
         replayable(&sc, || {
             let o = Pair::new(sc.clone()).run();
             assert_all_delivered(&o);
@@ -164,12 +219,23 @@ fn failover_to_ethernet_and_back_is_hitless() {
                 })
                 .collect();
             let tos: Vec<_> = moves.iter().map(|m| m.1).collect();
-            assert_eq!(tos, [Some(0), Some(1), Some(0)], "fc, then ethernet, then fc: {moves:?}");
+            assert_eq!(
+                tos,
+                [Some(0), Some(1), Some(0)],
+                "fc, then ethernet, then fc: {moves:?}"
+            );
             let failover = moves[1].0 - MS * 300;
             assert!(failover < MS * 500, "failover took {failover:?}");
-            assert!(o.longest_gap.iter().all(|g| *g < MS * 600), "gaps {:?}", o.longest_gap);
+            assert!(
+                o.longest_gap.iter().all(|g| *g < MS * 600),
+                "gaps {:?}",
+                o.longest_gap
+            );
             if seed == 0 {
-                eprintln!("failover after {failover:?}; longest delivery gaps {:?}", o.longest_gap);
+                eprintln!(
+                    "failover after {failover:?}; longest delivery gaps {:?}",
+                    o.longest_gap
+                );
             }
         });
     }
@@ -177,13 +243,29 @@ fn failover_to_ethernet_and_back_is_hitless() {
 
 #[test]
 fn healthy_backup_path_carries_only_probes() {
-    let sc = Scenario::new(3, vec![SimPath::fc(Faults::NONE), SimPath::ethernet(Faults::NONE)]);
+    let sc = Scenario::new(
+        3,
+        vec![SimPath::fc(Faults::NONE), SimPath::ethernet(Faults::NONE)],
+    );
     let o = Pair::new(sc).run();
     assert_all_delivered(&o);
     for s in &o.stats {
         assert_eq!(s.recv.duplicates, 0);
         let (fc, eth) = (&s.paths[0].counters, &s.paths[1].counters);
-        assert!(eth.tx_batches <= eth.probes_sent + 1, "ethernet carried {} batches", eth.tx_batches);
-        assert!(eth.tx_bytes * 20 < fc.tx_bytes, "ethernet {} bytes vs fc {}", eth.tx_bytes, fc.tx_bytes);
+        // Probes and probe replies only: at most two small batches per probe interval.
+        let most = 2 * eth.probes_sent + 2;
+        assert!(
+            eth.tx_batches <= most,
+            "ethernet carried {} batches",
+            eth.tx_batches
+        );
+        assert!(
+            eth.tx_bytes < eth.tx_batches * 160,
+            "ethernet batches carry data: {eth:?}"
+        );
+        assert!(
+            eth.tx_bytes * 20 < fc.tx_bytes,
+            "ethernet {eth:?} vs fc {fc:?}"
+        );
     }
 }

@@ -14,7 +14,11 @@ const MS: Duration = Duration::from_millis(1);
 
 fn quiet(seed: u64) -> Scenario {
     let mut sc = Scenario::new(seed, vec![SimPath::fc(Faults::NONE)]);
-    sc.traffic = [Traffic { packets: 0, interval: MS, jumbo: 0.0 }; 2];
+    sc.traffic = [Traffic {
+        packets: 0,
+        interval: MS,
+        jumbo: 0.0,
+    }; 2];
     sc
 }
 
@@ -33,7 +37,9 @@ fn established_with_batch() -> (Pair, Vec<u8>, Vec<u8>) {
     let packet = make_packet(0, 4242, 700);
     pair.links[0].handle_packet(now, &packet).unwrap();
     let mut buf = vec![0u8; 1 << 20];
-    let n = pair.links[0].poll_transmit(now, 0, &mut buf).expect("a batch");
+    let n = pair.links[0]
+        .poll_transmit(now, 0, &mut buf)
+        .expect("a batch");
     buf.truncate(n);
     (pair, buf, packet)
 }
@@ -59,12 +65,23 @@ fn damaged_batches_are_rejected_counted_and_change_nothing_else() {
         variants.push(flip(&genuine, bit));
     }
     // Truncations.
-    for len in [0, 1, 10, HEADER_LEN - 1, HEADER_LEN, HEADER_LEN + 16, genuine.len() - 1] {
+    for len in [
+        0,
+        1,
+        10,
+        HEADER_LEN - 1,
+        HEADER_LEN,
+        HEADER_LEN + 16,
+        genuine.len() - 1,
+    ] {
         variants.push(genuine[..len].to_vec());
     }
     // A forged body under a genuine header.
     let mut forged = genuine.clone();
-    forged[HEADER_LEN..].iter_mut().enumerate().for_each(|(i, b)| *b = i as u8);
+    forged[HEADER_LEN..]
+        .iter_mut()
+        .enumerate()
+        .for_each(|(i, b)| *b = i as u8);
     variants.push(forged);
 
     for (i, v) in variants.iter().enumerate() {
@@ -72,8 +89,16 @@ fn damaged_batches_are_rejected_counted_and_change_nothing_else() {
         let got = deliver(&mut pair, v);
         let after = pair.links[1].stats(now);
         assert!(got.is_empty(), "variant {i} delivered a packet");
-        assert_eq!(after.rejected.total(), before.rejected.total() + 1, "variant {i} not counted");
-        assert_eq!(without_rejections(after), without_rejections(before), "variant {i} changed state");
+        assert_eq!(
+            after.rejected.total(),
+            before.rejected.total() + 1,
+            "variant {i} not counted"
+        );
+        assert_eq!(
+            without_rejections(after),
+            without_rejections(before),
+            "variant {i} changed state"
+        );
     }
     // The genuine batch still opens, once; its replay is rejected.
     assert_eq!(deliver(&mut pair, &genuine), [packet]);
@@ -99,30 +124,63 @@ fn a_peer_with_another_key_never_completes_a_handshake() {
             cfg.peer = key(9).public;
         }
     };
-    sc.traffic = [Traffic { packets: 200, interval: MS, jumbo: 0.0 }; 2];
+    sc.traffic = [Traffic {
+        packets: 200,
+        interval: MS,
+        jumbo: 0.0,
+    }; 2];
     let o = Pair::new(sc).run();
     for side in 0..2 {
         assert_eq!(o.stats[side].handshakes, 0);
         assert!(o.delivered[side].is_empty());
-        assert!(!o.events[side].iter().any(|(_, e)| matches!(e, Event::HandshakeCompleted { .. })));
+        assert!(
+            !o.events[side]
+                .iter()
+                .any(|(_, e)| matches!(e, Event::HandshakeCompleted { .. }))
+        );
     }
-    assert!(o.stats[0].rejected.handshake_invalid > 0, "side 0 must refuse side 1's initiations");
-    assert!(o.stats[1].rejected.handshake_invalid > 0, "side 1 must refuse side 0's initiations");
+    assert!(
+        o.stats[0].rejected.handshake_invalid > 0,
+        "side 0 must refuse side 1's initiations"
+    );
+    assert!(
+        o.stats[1].rejected.handshake_invalid > 0,
+        "side 1 must refuse side 0's initiations"
+    );
 }
 
 #[test]
 fn rekeys_under_traffic_lose_nothing() {
     for seed in seeds(3) {
-        let mut sc = Scenario::new(seed, vec![SimPath::fc(Faults { loss: 0.02, jitter: MS / 10, ..Faults::NONE })]);
-        sc.traffic = [Traffic { packets: 30_000, interval: Duration::from_micros(250), jumbo: 0.05 }; 2];
+        let mut sc = Scenario::new(
+            seed,
+            vec![SimPath::fc(Faults {
+                loss: 0.02,
+                jitter: MS / 10,
+                ..Faults::NONE
+            })],
+        );
+        sc.traffic = [Traffic {
+            packets: 30_000,
+            interval: Duration::from_micros(250),
+            jumbo: 0.05,
+        }; 2];
         sc.tweak = |_, cfg| {
             cfg.rekey_after = Duration::from_millis(700);
             cfg.reject_after = Duration::from_millis(1500);
         };
         let o = Pair::new(sc).run();
         for side in 0..2 {
-            assert!(o.stats[side].handshakes >= 8, "side {side}: {} handshakes", o.stats[side].handshakes);
-            assert_eq!(o.delivered[1 - side], o.accepted[side], "seed {seed} side {side}");
+            assert!(
+                o.stats[side].handshakes >= 8,
+                "side {side}: {} handshakes",
+                o.stats[side].handshakes
+            );
+            assert_eq!(
+                o.delivered[1 - side],
+                o.accepted[side],
+                "seed {seed} side {side}"
+            );
             let rekeys = o.events[side]
                 .iter()
                 .filter(|(_, e)| matches!(e, Event::HandshakeCompleted { rekey: true, .. }))
@@ -139,7 +197,11 @@ fn simultaneous_starts_converge_on_one_handshake() {
         pair.run_until(MS * 20);
         let [a, b] = [pair.links[0].stats(pair.now), pair.links[1].stats(pair.now)];
         assert_eq!((a.handshakes, b.handshakes), (1, 1), "seed {seed}");
-        assert_eq!(a.handshake_collisions + b.handshake_collisions, 1, "both sides initiated at t=0");
+        assert_eq!(
+            a.handshake_collisions + b.handshake_collisions,
+            1,
+            "both sides initiated at t=0"
+        );
         assert!(pair.links.iter().all(|l| l.active_path() == Some(0)));
     }
 }
@@ -147,7 +209,11 @@ fn simultaneous_starts_converge_on_one_handshake() {
 #[test]
 fn a_restarted_peer_is_picked_up_and_traffic_resumes() {
     let mut sc = Scenario::new(4, vec![SimPath::fc(Faults::NONE)]);
-    sc.traffic = [Traffic { packets: 10_000, interval: Duration::from_micros(300), jumbo: 0.0 }; 2];
+    sc.traffic = [Traffic {
+        packets: 10_000,
+        interval: Duration::from_micros(300),
+        jumbo: 0.0,
+    }; 2];
     let mut pair = Pair::new(sc);
     pair.run_until(MS * 1000);
     pair.restart(1, 1);
@@ -157,7 +223,9 @@ fn a_restarted_peer_is_picked_up_and_traffic_resumes() {
     let o = pair.finish();
     assert!(o.events[0].iter().any(|(_, e)| *e == Event::PeerRestarted));
     // Everything the new instance accepted arrived, in order.
-    let first_new = o.accepted[1].iter().position(|&i| i as u32 as u64 * 300 >= restarted_at.as_micros() as u64);
+    let first_new = o.accepted[1]
+        .iter()
+        .position(|&i| i as u32 as u64 * 300 >= restarted_at.as_micros() as u64);
     let new_ones = &o.accepted[1][first_new.unwrap()..];
     assert!(new_ones.len() > 5000);
     assert!(o.delivered[0].ends_with(new_ones));

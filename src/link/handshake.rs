@@ -60,13 +60,29 @@ impl Link {
             instance: self.cfg.instance,
             send_base: self.send.base(),
         };
-        let header = handshake_header(BatchType::Initiation, self.paths[path].config.id, 0, INITIATION_LEN);
+        let header = handshake_header(
+            BatchType::Initiation,
+            self.paths[path].config.id,
+            0,
+            INITIATION_LEN,
+        );
         let mut ephemeral = [0u8; 32];
         self.entropy.fill(&mut ephemeral);
         let mut msg = [0u8; INITIATION_LEN];
-        let handshake = noise_hs::create_initiation(&self.cfg.local, &self.cfg.peer, ephemeral, &hello.encode(), &header, &mut msg);
+        let handshake = noise_hs::create_initiation(
+            &self.cfg.local,
+            &self.cfg.peer,
+            ephemeral,
+            &hello.encode(),
+            &header,
+            &mut msg,
+        );
         let attempts = self.sessions.pending.as_ref().map_or(0, |p| p.attempts + 1);
-        self.sessions.pending = Some(Pending { handshake, local_index, sent: now, path, attempts });
+        self.sessions.pending = Some(Pending {
+            handshake,
+            local_index,
+            attempts,
+        });
         self.hs_out[path] = Some([header.as_slice(), &msg].concat());
         self.sessions.retry_at = Some(now + self.retry_interval());
     }
@@ -85,7 +101,14 @@ impl Link {
             let mut b = [0u8; 4];
             self.entropy.fill(&mut b);
             let i = u32::from_le_bytes(b);
-            if i != 0 && self.session_for(i).is_none() && self.sessions.pending.as_ref().is_none_or(|p| p.local_index != i) {
+            if i != 0
+                && self.session_for(i).is_none()
+                && self
+                    .sessions
+                    .pending
+                    .as_ref()
+                    .is_none_or(|p| p.local_index != i)
+            {
                 return i;
             }
         }
@@ -105,7 +128,13 @@ impl Link {
     }
 
     /// Handles an initiation received on path index `path`.
-    pub(super) fn on_initiation(&mut self, now: Duration, path: usize, batch: &[u8], header: &BatchHeader) {
+    pub(super) fn on_initiation(
+        &mut self,
+        now: Duration,
+        path: usize,
+        batch: &[u8],
+        header: &BatchHeader,
+    ) {
         if header.body_len as usize != INITIATION_LEN || header.receiver != 0 {
             self.rejected.handshake_invalid += 1;
             return;
@@ -115,7 +144,12 @@ impl Link {
             return;
         }
         let (head, body) = batch.split_at(HEADER_LEN);
-        let responder = match noise_hs::consume_initiation(&self.cfg.local, &self.cfg.peer, head, &body[..INITIATION_LEN]) {
+        let responder = match noise_hs::consume_initiation(
+            &self.cfg.local,
+            &self.cfg.peer,
+            head,
+            &body[..INITIATION_LEN],
+        ) {
             Ok(r) => r,
             Err(_) => {
                 self.rejected.handshake_invalid += 1;
@@ -141,7 +175,13 @@ impl Link {
         self.respond(now, path, responder, &hello);
     }
 
-    fn respond(&mut self, now: Duration, path: usize, responder: noise_hs::ResponderHandshake, peer: &Hello) {
+    fn respond(
+        &mut self,
+        now: Duration,
+        path: usize,
+        responder: noise_hs::ResponderHandshake,
+        peer: &Hello,
+    ) {
         let local_index = self.fresh_index();
         let ours = Hello {
             sender_index: local_index,
@@ -149,29 +189,58 @@ impl Link {
             instance: self.cfg.instance,
             send_base: self.send.base(),
         };
-        let header = handshake_header(BatchType::Response, self.paths[path].config.id, peer.sender_index, RESPONSE_LEN);
+        let header = handshake_header(
+            BatchType::Response,
+            self.paths[path].config.id,
+            peer.sender_index,
+            RESPONSE_LEN,
+        );
         let mut ephemeral = [0u8; 32];
         self.entropy.fill(&mut ephemeral);
         let mut msg = [0u8; RESPONSE_LEN];
         let keys = responder.respond(ephemeral, &ours.encode(), &header, &mut msg);
-        self.sessions.next = Some(Session::new(keys, local_index, peer.sender_index, now, false));
+        self.sessions.next = Some(Session::new(
+            keys,
+            local_index,
+            peer.sender_index,
+            now,
+            false,
+        ));
         self.hs_out[path] = Some([header.as_slice(), &msg].concat());
         self.adopt_peer_instance(peer);
     }
 
     /// Handles a response received on path index `path`.
-    pub(super) fn on_response(&mut self, now: Duration, path: usize, batch: &[u8], header: &BatchHeader) {
-        let expected = self.sessions.pending.as_ref().is_some_and(|p| p.local_index == header.receiver);
+    pub(super) fn on_response(
+        &mut self,
+        now: Duration,
+        path: usize,
+        batch: &[u8],
+        header: &BatchHeader,
+    ) {
+        let expected = self
+            .sessions
+            .pending
+            .as_ref()
+            .is_some_and(|p| p.local_index == header.receiver);
         if !expected || header.body_len as usize != RESPONSE_LEN {
             self.rejected.handshake_unexpected += 1;
             return;
         }
-        let Some(pending) = self.sessions.pending.take() else { return };
+        let Some(pending) = self.sessions.pending.take() else {
+            return;
+        };
         let (head, body) = batch.split_at(HEADER_LEN);
-        let (keys, payload) = match pending.handshake.consume_response(head, &body[..RESPONSE_LEN]) {
+        let (keys, payload) = match pending
+            .handshake
+            .consume_response(head, &body[..RESPONSE_LEN])
+        {
             Ok(done) => done,
             Err((handshake, _)) => {
-                self.sessions.pending = Some(Pending { handshake, ..pending });
+                self.sessions.pending = Some(Pending {
+                    handshake,
+                    ..pending
+                });
                 self.rejected.handshake_invalid += 1;
                 return;
             }
@@ -234,7 +303,10 @@ impl Link {
         if let Some(x) = s.previous.as_ref().filter(|x| x.local_index() == index) {
             return Some((x, false));
         }
-        s.next.as_ref().filter(|x| x.local_index() == index).map(|x| (x, true))
+        s.next
+            .as_ref()
+            .filter(|x| x.local_index() == index)
+            .map(|x| (x, true))
     }
 
     /// The same, mutable.
@@ -269,13 +341,19 @@ impl Link {
     /// Whether the current session should be renewed: its initiator renews it at `rekey_after`
     /// (or at the message limit); the other side only if that did not happen in time.
     fn rekey_due(&self, now: Duration) -> bool {
-        let Some(cur) = &self.sessions.current else { return false };
+        let Some(cur) = &self.sessions.current else {
+            return false;
+        };
         if self.sessions.pending.is_some() {
             return false;
         }
         let age = now.saturating_sub(cur.created());
         let late = self.cfg.rekey_after + self.cfg.handshake_retry * 3;
-        let by_time = if cur.is_initiator() { age >= self.cfg.rekey_after } else { age >= late };
+        let by_time = if cur.is_initiator() {
+            age >= self.cfg.rekey_after
+        } else {
+            age >= late
+        };
         by_time || cur.sent_batches() >= crate::crypto::session::REKEY_AFTER_MESSAGES
     }
 

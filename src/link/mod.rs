@@ -60,7 +60,7 @@ pub enum LinkConfigError {
     #[error("path id {0} is used twice")]
     DuplicatePath(u8),
     /// A path's batch size is outside `MIN_PATH_BATCH..=MAX_BATCH_LEN`.
-    #[error("path {0}: max_batch must be between {MIN_PATH_BATCH} and {}", wire::MAX_BATCH_LEN)]
+    #[error("path {0}: max_batch must be between {MIN_PATH_BATCH} and {max}", max = wire::MAX_BATCH_LEN)]
     BatchSize(u8),
     /// The send buffer limits are zero or beyond the window.
     #[error("send buffer must hold between 1 and {} frames", config::WINDOW_FRAMES)]
@@ -83,8 +83,6 @@ pub enum PacketDropped {
 struct Pending {
     handshake: InitiatorHandshake,
     local_index: u32,
-    sent: Duration,
-    path: usize,
     attempts: u32,
 }
 
@@ -144,7 +142,11 @@ pub struct Link {
 impl Link {
     /// A link that will start its first handshake at the first [`Link::handle_timeout`] or
     /// [`Link::poll_transmit`] call at or after `now`.
-    pub fn new(cfg: LinkConfig, entropy: Box<dyn Entropy + Send>, now: Duration) -> Result<Self, LinkConfigError> {
+    pub fn new(
+        cfg: LinkConfig,
+        entropy: Box<dyn Entropy + Send>,
+        now: Duration,
+    ) -> Result<Self, LinkConfigError> {
         validate(&cfg)?;
         let paths: Vec<Path> = cfg
             .paths
@@ -153,11 +155,16 @@ impl Link {
             .collect();
         let n = paths.len();
         Ok(Self {
-            send: SendBuffer::new(cfg.initial_seq, cfg.send_buffer_frames, cfg.send_buffer_bytes),
+            send: SendBuffer::new(
+                cfg.initial_seq,
+                cfg.send_buffer_frames,
+                cfg.send_buffer_bytes,
+            ),
             recv: RecvBuffer::new(0, cfg.hold_bytes),
             peer_cum: cfg.initial_seq,
             sessions: Sessions {
                 retry_at: Some(now),
+                budget: Duration::from_secs(1),
                 budget_at: now,
                 ..Sessions::default()
             },
@@ -199,7 +206,10 @@ impl Link {
             buf.clear();
             buf.extend_from_slice(packet);
         }
-        self.send.accept(now, buf, flags).map(drop).map_err(|_| PacketDropped::Full)
+        self.send
+            .accept(now, buf, flags)
+            .map(drop)
+            .map_err(|_| PacketDropped::Full)
     }
 
     /// Whether a packet of `len` bytes would be accepted now (lets the driver stop reading the
@@ -240,7 +250,10 @@ impl Link {
 
     /// Time since the current session was established.
     pub fn handshake_age(&self, now: Duration) -> Option<Duration> {
-        self.sessions.current.as_ref().map(|s| now.saturating_sub(s.created()))
+        self.sessions
+            .current
+            .as_ref()
+            .map(|s| now.saturating_sub(s.created()))
     }
 
     /// A snapshot of the counters and path figures.

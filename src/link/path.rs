@@ -180,7 +180,9 @@ impl Path {
 
     /// Whether an up path has been silent for `dead_after` at `now`.
     pub fn is_silent(&self, now: Duration) -> bool {
-        let Some(proof) = self.last_proof else { return false };
+        let Some(proof) = self.last_proof else {
+            return false;
+        };
         self.state == PathState::Up && now >= proof + self.config.dead_after
     }
 
@@ -220,7 +222,11 @@ impl Path {
             n += 1;
             lost += u32::from(!p.2);
         }
-        if n == 0 { 0.0 } else { f64::from(lost) / f64::from(n) }
+        if n == 0 {
+            0.0
+        } else {
+            f64::from(lost) / f64::from(n)
+        }
     }
 }
 
@@ -228,7 +234,12 @@ impl Path {
 ///
 /// The most preferred path that is up wins, except that a path more preferred than a current
 /// path which is still up must have been up for `fail_back_after`.
-pub fn select_active(paths: &[Path], current: Option<usize>, now: Duration, fail_back_after: Duration) -> Option<usize> {
+pub fn select_active(
+    paths: &[Path],
+    current: Option<usize>,
+    now: Duration,
+    fail_back_after: Duration,
+) -> Option<usize> {
     let best = paths
         .iter()
         .enumerate()
@@ -238,7 +249,9 @@ pub fn select_active(paths: &[Path], current: Option<usize>, now: Duration, fail
     let Some(cur) = current.filter(|&c| paths[c].state == PathState::Up) else {
         return Some(best);
     };
-    let held = paths[best].up_since.is_some_and(|t| now >= t + fail_back_after);
+    let held = paths[best]
+        .up_since
+        .is_some_and(|t| now >= t + fail_back_after);
     if paths[best].config.preference < paths[cur].config.preference && held {
         Some(best)
     } else {
@@ -253,7 +266,11 @@ mod tests {
     const MS: Duration = Duration::from_millis(1);
 
     fn path(id: u8, pref: u8) -> Path {
-        Path::new(PathConfig::new(id, "p", pref, 1 << 20), MS * 10, Duration::ZERO)
+        Path::new(
+            PathConfig::new(id, "p", pref, 1 << 20),
+            MS * 10,
+            Duration::ZERO,
+        )
     }
 
     #[test]
@@ -289,8 +306,14 @@ mod tests {
         assert_eq!(select_active(&paths, None, MS, MS * 1000), Some(1));
         paths[0].on_proof(MS * 10);
         assert_eq!(select_active(&paths, Some(1), MS * 500, MS * 1000), Some(1));
-        assert_eq!(select_active(&paths, Some(1), MS * 1010, MS * 1000), Some(0));
+        assert_eq!(
+            select_active(&paths, Some(1), MS * 1010, MS * 1000),
+            Some(0)
+        );
         paths[0].set_down();
-        assert_eq!(select_active(&paths, Some(0), MS * 1020, MS * 1000), Some(1));
+        assert_eq!(
+            select_active(&paths, Some(0), MS * 1020, MS * 1000),
+            Some(1)
+        );
     }
 }

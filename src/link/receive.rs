@@ -12,7 +12,13 @@ impl Link {
     /// batch (SCSI block padding); it is decrypted in place. Packets for the TUN device are
     /// passed to `deliver`, in order. A batch that fails any check is counted and changes
     /// nothing else.
-    pub fn handle_batch(&mut self, now: Duration, path_id: u8, batch: &mut [u8], deliver: &mut dyn FnMut(&[u8])) {
+    pub fn handle_batch(
+        &mut self,
+        now: Duration,
+        path_id: u8,
+        batch: &mut [u8],
+        deliver: &mut dyn FnMut(&[u8]),
+    ) {
         let header = match BatchHeader::parse(batch) {
             Ok(h) => h,
             Err(_) => {
@@ -33,13 +39,22 @@ impl Link {
         }
     }
 
-    fn on_transport(&mut self, now: Duration, path: usize, batch: &mut [u8], header: &BatchHeader, deliver: &mut dyn FnMut(&[u8])) {
+    fn on_transport(
+        &mut self,
+        now: Duration,
+        path: usize,
+        batch: &mut [u8],
+        header: &BatchHeader,
+        deliver: &mut dyn FnMut(&[u8]),
+    ) {
         let Some((_, unconfirmed)) = self.session_for(header.receiver) else {
             self.rejected.unknown_session += 1;
             return;
         };
         let (head, body) = batch.split_at_mut(HEADER_LEN);
-        let Some(session) = self.session_for_mut(header.receiver) else { return };
+        let Some(session) = self.session_for_mut(header.receiver) else {
+            return;
+        };
         let plain_len = match session.open(header.counter, head, body) {
             Ok(n) => n,
             Err(e) => {
@@ -66,24 +81,47 @@ impl Link {
         self.update_active(now);
     }
 
-    fn apply_frames(&mut self, now: Duration, path: usize, plain: &[u8], deliver: &mut dyn FnMut(&[u8])) {
+    fn apply_frames(
+        &mut self,
+        now: Duration,
+        path: usize,
+        plain: &[u8],
+        deliver: &mut dyn FnMut(&[u8]),
+    ) {
         let mut reader = FrameReader::new(plain);
         let mut eliciting = false;
         while let Ok(Some(frame)) = reader.next_frame() {
             match frame {
-                Frame::Data { seq, flags, payload } => {
+                Frame::Data {
+                    seq,
+                    flags,
+                    payload,
+                } => {
                     eliciting = true;
                     self.recv.on_data(seq, flags, payload, deliver);
                 }
-                Frame::Fragment { seq, flags, total, offset, chunk } => {
+                Frame::Fragment {
+                    seq,
+                    flags,
+                    total,
+                    offset,
+                    chunk,
+                } => {
                     eliciting = true;
-                    self.recv.on_fragment(seq, flags, total, offset, chunk, deliver);
+                    self.recv
+                        .on_fragment(seq, flags, total, offset, chunk, deliver);
                 }
-                Frame::Ack { cum, delay_us, ranges } => self.on_ack(now, cum, delay_us, ranges),
+                Frame::Ack {
+                    cum,
+                    delay_us,
+                    ranges,
+                } => self.on_ack(now, cum, delay_us, ranges),
                 Frame::Probe { id, reply: false } => self.paths[path].owe_reply(id),
                 Frame::Probe { id, reply: true } => {
                     if self.paths[path].on_probe_reply(id, now) {
-                        self.push_event(Event::PathUp { path: self.paths[path].config.id });
+                        self.push_event(Event::PathUp {
+                            path: self.paths[path].config.id,
+                        });
                     }
                 }
                 Frame::Skip { forward } => {
@@ -115,7 +153,9 @@ impl Link {
         }
         let ack_delay = Duration::from_micros(u64::from(delay_us));
         if let Some((p, _, sent)) = out.rtt_sample {
-            self.paths[p as usize].rtt.update(now.saturating_sub(sent), ack_delay);
+            self.paths[p as usize]
+                .rtt
+                .update(now.saturating_sub(sent), ack_delay);
         }
         for (i, largest) in out.largest_pn.iter().enumerate() {
             let Some(largest) = *largest else { continue };
@@ -130,8 +170,12 @@ impl Link {
     /// Runs loss detection for path index `i` and re-arms its loss timer.
     pub(super) fn detect_losses(&mut self, now: Duration, i: usize) {
         let p = &mut self.paths[i];
-        let Some(largest) = p.largest_acked_pn else { return };
-        let (lost, next) = self.send.detect_losses(now, i as u8, largest, p.rtt.loss_delay());
+        let Some(largest) = p.largest_acked_pn else {
+            return;
+        };
+        let (lost, next) = self
+            .send
+            .detect_losses(now, i as u8, largest, p.rtt.loss_delay());
         p.counters.retransmits += lost;
         p.loss_time = next;
     }

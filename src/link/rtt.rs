@@ -39,7 +39,11 @@ impl RttEstimator {
             return;
         }
         self.min = self.min.min(rtt);
-        let adjusted = if rtt >= self.min + ack_delay { rtt - ack_delay } else { rtt };
+        let adjusted = if rtt >= self.min + ack_delay {
+            rtt - ack_delay
+        } else {
+            rtt
+        };
         let diff = self.smoothed.abs_diff(adjusted);
         self.var = (self.var * 3 + diff) / 4;
         self.smoothed = (self.smoothed * 7 + adjusted) / 8;

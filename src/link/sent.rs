@@ -179,7 +179,9 @@ impl SendBuffer {
             payload,
             flags,
             accepted: now,
-            state: State::Queued { retransmission: false },
+            state: State::Queued {
+                retransmission: false,
+            },
         });
         self.counters.accepted += 1;
         Ok(seq)
@@ -199,17 +201,26 @@ impl SendBuffer {
     /// full. `max_plain` is the plaintext capacity of an empty batch on this path: frames
     /// larger than that are fragmented. Frames completed in this batch are marked in flight as
     /// batch `pn` on `path`. Returns the number of frames (or fragments) written.
-    pub fn write_frames(&mut self, w: &mut FrameWriter<'_>, max_plain: usize, pn: u64, path: u8, now: Duration) -> usize {
+    pub fn write_frames(
+        &mut self,
+        w: &mut FrameWriter<'_>,
+        max_plain: usize,
+        pn: u64,
+        path: u8,
+        now: Duration,
+    ) -> usize {
         let mut written = 0;
-        loop {
-            let Some((seq, offset)) = self.next_to_send() else {
-                break;
-            };
+        while let Some((seq, offset)) = self.next_to_send() {
             let Some(i) = self.index(seq) else {
                 self.partial = None;
                 continue;
             };
-            let tx = Tx { pn, path, sent: now, retransmitted: false };
+            let tx = Tx {
+                pn,
+                path,
+                sent: now,
+                retransmitted: false,
+            };
             match self.write_one(w, i, seq, offset, max_plain, tx) {
                 WriteResult::NoRoom => break,
                 WriteResult::Whole => written += 1,
@@ -248,7 +259,15 @@ impl SendBuffer {
         (self.next_new < self.frames.len()).then(|| (self.base + self.next_new as u64, 0))
     }
 
-    fn write_one(&mut self, w: &mut FrameWriter<'_>, i: usize, seq: u64, offset: u32, max_plain: usize, tx: Tx) -> WriteResult {
+    fn write_one(
+        &mut self,
+        w: &mut FrameWriter<'_>,
+        i: usize,
+        seq: u64,
+        offset: u32,
+        max_plain: usize,
+        tx: Tx,
+    ) -> WriteResult {
         let frame = &self.frames[i];
         let len = frame.payload.len();
         let wire_seq = seq::truncate(seq);
@@ -390,7 +409,9 @@ impl SendBuffer {
         let mut lost = 0;
         let mut next_loss: Option<Duration> = None;
         for i in 0..self.frames.len() {
-            let State::InFlight(tx) = self.frames[i].state else { continue };
+            let State::InFlight(tx) = self.frames[i].state else {
+                continue;
+            };
             if tx.path != path || tx.pn >= largest_acked_pn {
                 continue;
             }
@@ -430,7 +451,9 @@ impl SendBuffer {
         if matches!(frame.state, State::InFlight(_)) {
             self.in_flight -= 1;
         }
-        frame.state = State::Queued { retransmission: true };
+        frame.state = State::Queued {
+            retransmission: true,
+        };
         self.lost.push_back(self.base + i as u64);
     }
 
@@ -594,7 +617,8 @@ mod tests {
     #[test]
     fn fragments_large_frames_and_marks_in_flight_at_the_end() {
         let mut b = SendBuffer::new(0, 16, 1 << 20);
-        b.accept(T0, (0..=255).cycle().take(1000).collect(), 0).unwrap();
+        b.accept(T0, (0..=255).cycle().take(1000).collect(), 0)
+            .unwrap();
         let mut chunks = Vec::new();
         for pn in 0..10 {
             let mut buf = [0u8; 300];
@@ -603,8 +627,12 @@ mod tests {
                 break;
             }
             let n = w.len();
-            let Ok(Some(wire::Frame::Fragment { offset, chunk, total, .. })) =
-                wire::FrameReader::new(&buf[..n]).next_frame()
+            let Ok(Some(wire::Frame::Fragment {
+                offset,
+                chunk,
+                total,
+                ..
+            })) = wire::FrameReader::new(&buf[..n]).next_frame()
             else {
                 panic!("fragment expected");
             };

@@ -12,15 +12,20 @@ pub fn truncate(seq: u64) -> u32 {
 /// The 64-bit sequence number whose low 32 bits are `wire` and which lies nearest to
 /// `reference` (ties resolve upwards). Never overflows or underflows.
 pub fn expand(wire: u32, reference: u64) -> u64 {
-    const SPAN: u64 = 1 << 32;
-    const HALF: u64 = 1 << 31;
-    let candidate = (reference & !(SPAN - 1)) | u64::from(wire);
-    if candidate + HALF <= reference && candidate <= u64::MAX - SPAN {
+    const SPAN: i128 = 1 << 32;
+    let r = i128::from(reference);
+    let candidate = (r & !(SPAN - 1)) | i128::from(wire);
+    let nearest = if candidate + SPAN / 2 <= r {
         candidate + SPAN
-    } else if candidate > reference + HALF && candidate >= SPAN {
+    } else if candidate > r + SPAN / 2 {
         candidate - SPAN
     } else {
         candidate
+    };
+    if (0..=i128::from(u64::MAX)).contains(&nearest) {
+        nearest as u64
+    } else {
+        candidate as u64
     }
 }
 
@@ -46,7 +51,11 @@ mod tests {
             (1, u64::MAX, 0xffff_ffff_0000_0001),
         ];
         for &(wire, reference, want) in cases {
-            assert_eq!(expand(wire, reference), want, "wire {wire:#x} ref {reference:#x}");
+            assert_eq!(
+                expand(wire, reference),
+                want,
+                "wire {wire:#x} ref {reference:#x}"
+            );
         }
     }
 
@@ -54,7 +63,9 @@ mod tests {
     fn truncate_then_expand_is_identity_within_half_the_space() {
         let mut x = 0x1234_5678_9abc_def0u64;
         for _ in 0..10_000 {
-            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             let seq = x >> 2;
             let offset = (x as i64 % (1 << 30)) as i128;
             let reference = (seq as i128 + offset).clamp(0, u64::MAX as i128) as u64;

@@ -76,7 +76,9 @@ impl Link {
         if self.send.base() <= self.peer_cum {
             return None;
         }
-        let pto = self.active.map_or(self.cfg.initial_rtt, |a| self.paths[a].rtt.pto(self.cfg.max_ack_delay));
+        let pto = self.active.map_or(self.cfg.initial_rtt, |a| {
+            self.paths[a].rtt.pto(self.cfg.max_ack_delay)
+        });
         Some(self.skip_sent.map_or(Duration::ZERO, |t| t + pto))
     }
 

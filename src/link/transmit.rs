@@ -9,8 +9,9 @@ use crate::crypto::session::{RECORD_LEN, TAG_LEN, sealed_len};
 
 /// The largest plaintext whose sealed form fits in `body_cap` bytes.
 pub fn max_plain(body_cap: usize) -> usize {
-    let records = body_cap.div_ceil(RECORD_LEN + TAG_LEN).max(1);
-    body_cap.saturating_sub(records * TAG_LEN)
+    let whole = body_cap / (RECORD_LEN + TAG_LEN);
+    let rest = body_cap % (RECORD_LEN + TAG_LEN);
+    whole * RECORD_LEN + rest.saturating_sub(TAG_LEN)
 }
 
 /// What a batch for one path will carry.
@@ -75,7 +76,10 @@ impl Link {
     /// Decides what the next batch on path index `i` carries.
     fn plan(&self, now: Duration, i: usize) -> Plan {
         let active = self.active == Some(i) || (self.active.is_none() && i == 0);
-        let ack_due = self.recv.ack_deadline(self.cfg.max_ack_delay).is_some_and(|t| now >= t);
+        let ack_due = self
+            .recv
+            .ack_deadline(self.cfg.max_ack_delay)
+            .is_some_and(|t| now >= t);
         let mut plan = Plan {
             close: self.close_out[i],
             replies: self.paths[i].owes_replies(),
@@ -94,7 +98,9 @@ impl Link {
         if self.send.base() <= self.peer_cum {
             return false;
         }
-        let pto = self.active.map_or(self.cfg.initial_rtt, |a| self.paths[a].rtt.pto(self.cfg.max_ack_delay));
+        let pto = self.active.map_or(self.cfg.initial_rtt, |a| {
+            self.paths[a].rtt.pto(self.cfg.max_ack_delay)
+        });
         self.skip_sent.is_none_or(|t| now >= t + pto)
     }
 
@@ -106,7 +112,8 @@ impl Link {
         }
         if plan.ack {
             let mut ranges = std::mem::take(&mut self.scratch_ranges);
-            let max = wire::MAX_ACK_RANGES.min(w.remaining().saturating_sub(wire::ACK_HEADER_LEN) / wire::ACK_RANGE_LEN);
+            let max = wire::MAX_ACK_RANGES
+                .min(w.remaining().saturating_sub(wire::ACK_HEADER_LEN) / wire::ACK_RANGE_LEN);
             let (cum, delay) = self.recv.take_ack(now, &mut ranges, max);
             w.put_ack(cum, delay, &ranges);
             self.scratch_ranges = ranges;
@@ -124,7 +131,9 @@ impl Link {
         }
         if plan.data {
             let max_plain = max_plain(self.paths[i].config.max_batch - HEADER_LEN);
-            self.last_data_frames = self.send.write_frames(w, max_plain, self.next_pn, i as u8, now);
+            self.last_data_frames =
+                self.send
+                    .write_frames(w, max_plain, self.next_pn, i as u8, now);
             eliciting |= self.last_data_frames > 0;
         }
         eliciting
@@ -133,7 +142,13 @@ impl Link {
     /// Seals `body[..plain_len]` under the current session with a fresh counter and writes the
     /// header; returns the batch length. A session out of counters is dropped (a handshake
     /// follows) and nothing is sent.
-    fn seal(&mut self, i: usize, head: &mut [u8], body: &mut [u8], plain_len: usize) -> Option<usize> {
+    fn seal(
+        &mut self,
+        i: usize,
+        head: &mut [u8],
+        body: &mut [u8],
+        plain_len: usize,
+    ) -> Option<usize> {
         let path_id = self.paths[i].config.id;
         let session = self.sessions.current.as_mut()?;
         let Ok(counter) = session.next_counter() else {
@@ -159,7 +174,16 @@ mod tests {
 
     #[test]
     fn max_plain_fits_exactly() {
-        for cap in [16, 17, 100, RECORD_LEN + 16, RECORD_LEN + 17, 3 * (RECORD_LEN + 16) + 1, 1 << 20, 16 << 20] {
+        for cap in [
+            16,
+            17,
+            100,
+            RECORD_LEN + 16,
+            RECORD_LEN + 17,
+            3 * (RECORD_LEN + 16) + 1,
+            1 << 20,
+            16 << 20,
+        ] {
             let p = max_plain(cap);
             assert!(sealed_len(p) <= cap, "cap {cap}");
             assert!(sealed_len(p + 1) > cap, "cap {cap} not maximal");

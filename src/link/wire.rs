@@ -438,7 +438,14 @@ impl<'a> FrameWriter<'a> {
     }
 
     /// A FRAGMENT frame carrying `chunk`, which starts at `offset` in a packet of `total` bytes.
-    pub fn put_fragment(&mut self, seq: u32, flags: u8, total: u32, offset: u32, chunk: &[u8]) -> bool {
+    pub fn put_fragment(
+        &mut self,
+        seq: u32,
+        flags: u8,
+        total: u32,
+        offset: u32,
+        chunk: &[u8],
+    ) -> bool {
         let Some(out) = self.reserve(FRAGMENT_HEADER_LEN + chunk.len()) else {
             return false;
         };
@@ -461,7 +468,10 @@ impl<'a> FrameWriter<'a> {
         out[2..4].copy_from_slice(&(ranges.len() as u16).to_le_bytes());
         out[4..8].copy_from_slice(&cum.to_le_bytes());
         out[8..12].copy_from_slice(&delay_us.to_le_bytes());
-        for (slot, r) in out[ACK_HEADER_LEN..].chunks_exact_mut(ACK_RANGE_LEN).zip(ranges) {
+        for (slot, r) in out[ACK_HEADER_LEN..]
+            .chunks_exact_mut(ACK_RANGE_LEN)
+            .zip(ranges)
+        {
             slot[..4].copy_from_slice(&r.start.to_le_bytes());
             slot[4..].copy_from_slice(&r.len.to_le_bytes());
         }
@@ -536,7 +546,11 @@ mod tests {
     #[test]
     fn header_rejects_damage() {
         let good = [header().to_bytes().as_slice(), &[1, 2, 3]].concat();
-        for (i, expect) in [(0, WireError::BadHeader), (2, WireError::BadHeader), (5, WireError::BadHeader)] {
+        for (i, expect) in [
+            (0, WireError::BadHeader),
+            (2, WireError::BadHeader),
+            (5, WireError::BadHeader),
+        ] {
             let mut b = good.clone();
             b[i] ^= 0x40;
             assert_eq!(BatchHeader::parse(&b), Err(expect), "byte {i}");
@@ -544,7 +558,10 @@ mod tests {
         let mut b = good.clone();
         b[OFF_TYPE] = 9;
         assert_eq!(BatchHeader::parse(&b), Err(WireError::BadHeader));
-        assert_eq!(BatchHeader::parse(&good[..good.len() - 1]), Err(WireError::Truncated));
+        assert_eq!(
+            BatchHeader::parse(&good[..good.len() - 1]),
+            Err(WireError::Truncated)
+        );
         assert_eq!(BatchHeader::parse(&good[..10]), Err(WireError::Truncated));
         let mut b = good.clone();
         b[OFF_BODY_LEN + 3] = 0xff;
@@ -555,7 +572,10 @@ mod tests {
     fn frames_round_trip() {
         let mut buf = [0u8; 256];
         let mut w = FrameWriter::new(&mut buf);
-        let ranges = [AckRange { start: 10, len: 2 }, AckRange { start: 5, len: 1 }];
+        let ranges = [
+            AckRange { start: 10, len: 2 },
+            AckRange { start: 5, len: 1 },
+        ];
         assert!(w.put_data(7, FLAG_LZ4, b"hello"));
         assert!(w.put_fragment(8, 0, 100, 40, b"abc"));
         assert!(w.put_ack(u32::MAX, 250, &ranges));
@@ -564,15 +584,39 @@ mod tests {
         assert!(w.put_close(close_reason::SHUTDOWN));
         let n = w.len();
         let mut r = FrameReader::new(&buf[..n]);
-        assert_eq!(r.next_frame(), Ok(Some(Frame::Data { seq: 7, flags: FLAG_LZ4, payload: b"hello" })));
-        let frag = Frame::Fragment { seq: 8, flags: 0, total: 100, offset: 40, chunk: b"abc" };
+        assert_eq!(
+            r.next_frame(),
+            Ok(Some(Frame::Data {
+                seq: 7,
+                flags: FLAG_LZ4,
+                payload: b"hello"
+            }))
+        );
+        let frag = Frame::Fragment {
+            seq: 8,
+            flags: 0,
+            total: 100,
+            offset: 40,
+            chunk: b"abc",
+        };
         assert_eq!(r.next_frame(), Ok(Some(frag)));
-        let Ok(Some(Frame::Ack { cum, delay_us, ranges: raw })) = r.next_frame() else {
+        let Ok(Some(Frame::Ack {
+            cum,
+            delay_us,
+            ranges: raw,
+        })) = r.next_frame()
+        else {
             panic!("ack expected");
         };
         assert_eq!((cum, delay_us), (u32::MAX, 250));
         assert_eq!(ack_ranges(raw).collect::<Vec<_>>(), ranges);
-        assert_eq!(r.next_frame(), Ok(Some(Frame::Probe { id: 42, reply: true })));
+        assert_eq!(
+            r.next_frame(),
+            Ok(Some(Frame::Probe {
+                id: 42,
+                reply: true
+            }))
+        );
         assert_eq!(r.next_frame(), Ok(Some(Frame::Skip { forward: 3 })));
         assert_eq!(r.next_frame(), Ok(Some(Frame::Close { reason: 0 })));
         assert_eq!(r.next_frame(), Ok(None));
@@ -593,9 +637,53 @@ mod tests {
         let cases: &[&[u8]] = &[
             &[frame_type::DATA, 0, 0, 0, 1, 0, 0, 0, 9, 0, 0, 0, 1],
             &[frame_type::DATA, 0x80, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0],
-            &[frame_type::FRAGMENT, 0, 0, 0, 1, 0, 0, 0, 4, 0, 0, 0, 3, 0, 0, 0, 2, 0, 0, 0, 1, 2],
+            &[
+                frame_type::FRAGMENT,
+                0,
+                0,
+                0,
+                1,
+                0,
+                0,
+                0,
+                4,
+                0,
+                0,
+                0,
+                3,
+                0,
+                0,
+                0,
+                2,
+                0,
+                0,
+                0,
+                1,
+                2,
+            ],
             &[frame_type::ACK, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0],
-            &[frame_type::ACK, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0],
+            &[
+                frame_type::ACK,
+                0,
+                1,
+                0,
+                0,
+                0,
+                0,
+                0,
+                0,
+                0,
+                0,
+                0,
+                1,
+                0,
+                0,
+                0,
+                0,
+                0,
+                0,
+                0,
+            ],
             &[frame_type::PROBE, 2, 0, 0, 0, 0, 0, 0],
             &[0x77],
             &[frame_type::SKIP, 0],

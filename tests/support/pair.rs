@@ -47,7 +47,10 @@ impl Entropy for SeededEntropy {
 
 pub fn key(seed: u8) -> LocalStatic {
     let private = PrivateKey::from_bytes([seed; 32]);
-    LocalStatic { public: private.public_key(), private }
+    LocalStatic {
+        public: private.public_key(),
+        private,
+    }
 }
 
 /// Faults on one path, both directions.
@@ -226,7 +229,11 @@ pub fn check_packet(p: &[u8]) -> (usize, u64) {
     let side = p[0] as usize;
     let index = u64::from_le_bytes(p[1..9].try_into().unwrap());
     let len = u32::from_le_bytes(p[9..13].try_into().unwrap()) as usize;
-    assert_eq!(p, make_packet(side, index, len).as_slice(), "packet {index} corrupted");
+    assert_eq!(
+        p,
+        make_packet(side, index, len).as_slice(),
+        "packet {index} corrupted"
+    );
     (side, index)
 }
 
@@ -289,7 +296,12 @@ impl Pair {
     }
 
     pub fn traffic_end(&self) -> Duration {
-        self.sc.traffic.iter().map(|t| t.interval * t.packets as u32).max().unwrap_or_default()
+        self.sc
+            .traffic
+            .iter()
+            .map(|t| t.interval * t.packets as u32)
+            .max()
+            .unwrap_or_default()
     }
 
     pub fn finish(mut self) -> Outcome {
@@ -303,7 +315,11 @@ impl Pair {
         while self.now <= stop {
             self.step();
             steps += 1;
-            assert!(steps < 20_000_000, "harness did not converge (seed {})", self.sc.seed);
+            assert!(
+                steps < 20_000_000,
+                "harness did not converge (seed {})",
+                self.sc.seed
+            );
             let next = self.next_event(stop);
             if next > stop {
                 break;
@@ -332,11 +348,20 @@ impl Pair {
     fn offer_packets(&mut self, now: Duration) {
         for side in 0..2 {
             let t = self.sc.traffic[side];
-            while self.next_packet[side] < t.packets && t.interval * self.next_packet[side] as u32 <= now {
+            while self.next_packet[side] < t.packets
+                && t.interval * self.next_packet[side] as u32 <= now
+            {
                 let i = self.next_packet[side];
                 self.next_packet[side] += 1;
-                let len = if self.rng.unit() < t.jumbo { 9000 } else { 40 + self.rng.below(1461) as usize };
-                if self.links[side].handle_packet(now, &make_packet(side, i, len)).is_ok() {
+                let len = if self.rng.unit() < t.jumbo {
+                    9000
+                } else {
+                    40 + self.rng.below(1461) as usize
+                };
+                if self.links[side]
+                    .handle_packet(now, &make_packet(side, i, len))
+                    .is_ok()
+                {
                     self.out.accepted[side].push(i);
                 }
             }
@@ -348,7 +373,9 @@ impl Pair {
             let Reverse(mut f) = self.wire.pop().unwrap();
             let to = f.to;
             let mut got = Vec::new();
-            self.links[to].handle_batch(now, f.path, &mut f.bytes, &mut |p| got.push(check_packet(p)));
+            self.links[to].handle_batch(now, f.path, &mut f.bytes, &mut |p| {
+                got.push(check_packet(p))
+            });
             for (side, index) in got {
                 assert_eq!(side, 1 - to, "packet from the wrong side");
                 if let Some(last) = self.last_delivery[to] {
@@ -369,7 +396,9 @@ impl Pair {
                 if self.busy[side][pi].len() >= p.slots {
                     break;
                 }
-                let Some(n) = self.links[side].poll_transmit(now, p.id, &mut self.buf[..p.max_batch]) else {
+                let Some(n) =
+                    self.links[side].poll_transmit(now, p.id, &mut self.buf[..p.max_batch])
+                else {
                     break;
                 };
                 let bytes = self.buf[..n].to_vec();
@@ -381,7 +410,14 @@ impl Pair {
     }
 
     /// Applies the path's faults; returns when the slot frees.
-    fn send_through_faults(&mut self, side: usize, p: &SimPath, now: Duration, mut bytes: Vec<u8>, frames: u64) -> Duration {
+    fn send_through_faults(
+        &mut self,
+        side: usize,
+        p: &SimPath,
+        now: Duration,
+        mut bytes: Vec<u8>,
+        frames: u64,
+    ) -> Duration {
         let f = p.faults;
         let to = 1 - side;
         let blacked = f.blackout.is_some_and(|(a, b)| now >= a && now < b);
@@ -403,7 +439,12 @@ impl Pair {
             let jitter = Duration::from_nanos(self.rng.below(f.jitter.as_nanos() as u64 + 1));
             let at = now + p.latency + jitter;
             last = last.max(at);
-            self.wire.push(Reverse(InFlight { at, to, path: p.id, bytes: bytes.clone() }));
+            self.wire.push(Reverse(InFlight {
+                at,
+                to,
+                path: p.id,
+                bytes: bytes.clone(),
+            }));
         }
         last
     }
@@ -486,7 +527,10 @@ pub fn replayable<T>(sc: &Scenario, check: impl FnOnce() -> T + std::panic::Unwi
     match std::panic::catch_unwind(check) {
         Ok(v) => v,
         Err(e) => {
-            eprintln!("FAILED scenario: {sc:#?}\nreplay with: FCVPN_SEED={} cargo test <test name>", sc.seed);
+            eprintln!(
+                "FAILED scenario: {sc:#?}\nreplay with: FCVPN_SEED={} cargo test <test name>",
+                sc.seed
+            );
             std::panic::resume_unwind(e)
         }
     }
