@@ -193,21 +193,39 @@ impl Link {
     /// will be delivered to the peer exactly once and in order, unless it ages past the maximum
     /// frame age first (then it is counted as expired and skipped).
     pub fn handle_packet(&mut self, now: Duration, packet: &[u8]) -> Result<(), PacketDropped> {
+        let mut buf = self.send.take_buffer();
+        buf.extend_from_slice(packet);
+        self.handle_packet_buffer(now, buf)
+    }
+
+    /// An empty buffer (with capacity from earlier packets) to read the next packet into, for
+    /// [`Link::handle_packet_buffer`]: the packet is then stored without another copy.
+    pub fn packet_buffer(&mut self) -> Vec<u8> {
+        self.send.take_buffer()
+    }
+
+    /// [`Link::handle_packet`] for a packet already in a buffer the link may keep.
+    pub fn handle_packet_buffer(
+        &mut self,
+        now: Duration,
+        packet: Vec<u8>,
+    ) -> Result<(), PacketDropped> {
         if packet.len() > wire::MAX_PACKET_LEN {
             self.oversize_packets += 1;
             return Err(PacketDropped::TooLarge);
         }
-        let mut buf = self.send.take_buffer();
-        let flags = match self.cfg.compression {
-            Compression::Lz4 => compress(packet, &mut buf),
-            Compression::Off => 0,
+        let (payload, flags) = match self.cfg.compression {
+            Compression::Off => (packet, 0),
+            Compression::Lz4 => {
+                let mut out = self.send.take_buffer();
+                match compress(&packet, &mut out) {
+                    0 => (packet, 0),
+                    flags => (out, flags),
+                }
+            }
         };
-        if flags == 0 {
-            buf.clear();
-            buf.extend_from_slice(packet);
-        }
         self.send
-            .accept(now, buf, flags)
+            .accept(now, payload, flags)
             .map(drop)
             .map_err(|_| PacketDropped::Full)
     }

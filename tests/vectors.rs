@@ -1,0 +1,259 @@
+//! Level 3 of the testing ladder: the implementation against `proto/vectors`, byte for byte.
+//!
+//! Every value is recomputed from fixed keys, ephemerals and a fixed frame list and compared
+//! with the committed files. `FCVPN_BLESS=1 cargo test --test vectors` rewrites the files after
+//! an intended protocol change (review the diff: it is a wire-format change).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use fcvpn::crypto::handshake::{
+    INITIATION_LEN, LocalStatic, PAYLOAD_LEN, RESPONSE_LEN, consume_initiation, create_initiation,
+};
+use fcvpn::crypto::{PrivateKey, PublicKey, Session};
+use fcvpn::link::wire::{AckRange, BatchHeader, BatchType, FLAG_LZ4, FrameWriter, HEADER_LEN};
+use fcvpn::scsi::{DeviceIdentity, cdb, inquiry, nexus_tag, vpd};
+
+type Vectors = BTreeMap<&'static str, Vec<(&'static str, String)>>;
+
+fn party(byte: u8) -> LocalStatic {
+    LocalStatic::new(PrivateKey::from_bytes([byte; 32]))
+}
+
+/// The handshake payload of SPEC §8.2, laid out by hand.
+fn hello(sender_index: u32, timestamp: u64, instance: u64, send_base: u64) -> [u8; PAYLOAD_LEN] {
+    let mut b = [0u8; PAYLOAD_LEN];
+    b[0..4].copy_from_slice(&sender_index.to_le_bytes());
+    b[8..16].copy_from_slice(&timestamp.to_le_bytes());
+    b[16..24].copy_from_slice(&instance.to_le_bytes());
+    b[24..32].copy_from_slice(&send_base.to_le_bytes());
+    b
+}
+
+fn header(batch_type: BatchType, receiver: u32, body_len: usize, counter: u64) -> [u8; HEADER_LEN] {
+    BatchHeader {
+        batch_type,
+        path: 0,
+        receiver,
+        body_len: body_len as u32,
+        counter,
+    }
+    .to_bytes()
+}
+
+fn compute() -> Vectors {
+    let mut v = Vectors::new();
+    let (initiator, responder) = (party(0x11), party(0x22));
+    let init_hello = hello(
+        0x0102_0304,
+        1_700_000_000_123_456_789,
+        0xaaaa_bbbb_cccc_dddd,
+        0xffff_fff0,
+    );
+    let resp_hello = hello(0x0a0b_0c0d, 0, 0x1111_2222_3333_4444, 0);
+    let init_header = header(BatchType::Initiation, 0, INITIATION_LEN, 0);
+    let resp_header = header(BatchType::Response, 0x0102_0304, RESPONSE_LEN, 0);
+
+    let mut init = [0u8; INITIATION_LEN];
+    let pending = create_initiation(
+        &initiator,
+        &responder.public,
+        [0xe1; 32],
+        &init_hello,
+        &init_header,
+        &mut init,
+    );
+    let answered =
+        consume_initiation(&responder, &initiator.public, &init_header, &init).expect("genuine");
+    assert_eq!(answered.payload(), &init_hello);
+    let mut resp = [0u8; RESPONSE_LEN];
+    let responder_keys = answered.respond([0xe2; 32], &resp_hello, &resp_header, &mut resp);
+    let (initiator_keys, payload) = pending
+        .consume_response(&resp_header, &resp)
+        .expect("genuine");
+    assert_eq!(payload, resp_hello);
+
+    v.entry("handshake.txt").or_default().extend([
+        ("initiator_static_private_seed", hex::encode([0x11u8; 32])),
+        (
+            "initiator_static_public",
+            hex::encode(initiator.public.as_bytes()),
+        ),
+        ("responder_static_private_seed", hex::encode([0x22u8; 32])),
+        (
+            "responder_static_public",
+            hex::encode(responder.public.as_bytes()),
+        ),
+        ("initiator_ephemeral_private", hex::encode([0xe1u8; 32])),
+        ("responder_ephemeral_private", hex::encode([0xe2u8; 32])),
+        ("initiation_payload", hex::encode(init_hello)),
+        ("response_payload", hex::encode(resp_hello)),
+        (
+            "initiation_batch",
+            hex::encode([init_header.as_slice(), &init].concat()),
+        ),
+        (
+            "response_batch",
+            hex::encode([resp_header.as_slice(), &resp].concat()),
+        ),
+    ]);
+
+    // A transport batch from the initiator with several frames, under counter 5.
+    let mut sender = Session::new(
+        initiator_keys,
+        0x0102_0304,
+        0x0a0b_0c0d,
+        Duration::ZERO,
+        true,
+    );
+    let mut receiver = Session::new(
+        responder_keys,
+        0x0a0b_0c0d,
+        0x0102_0304,
+        Duration::ZERO,
+        false,
+    );
+    let mut plain = vec![0u8; 512];
+    let mut w = FrameWriter::new(&mut plain);
+    let compressible = b"fcvpn fcvpn fcvpn fcvpn fcvpn fcvpn fcvpn fcvpn".to_vec();
+    let mut lz4 = (compressible.len() as u32).to_le_bytes().to_vec();
+    lz4.extend(lz4_block(&compressible));
+    let ranges = [
+        AckRange {
+            start: 0x20,
+            len: 3,
+        },
+        AckRange {
+            start: 0x1c,
+            len: 1,
+        },
+    ];
+    assert!(w.put_ack(0x19, 250, &ranges));
+    assert!(w.put_data(0xffff_fff0, 0, b"\x45\x00\x00\x1c first packet"));
+    assert!(w.put_data(0xffff_fff1, FLAG_LZ4, &lz4));
+    assert!(w.put_fragment(0xffff_fff2, 0, 9000, 4096, &[0x5a; 16]));
+    assert!(w.put_probe(7, false));
+    assert!(w.put_skip(0xffff_ffee));
+    let plain_len = w.len();
+    let mut ack_only = vec![0u8; 64];
+    let mut aw = FrameWriter::new(&mut ack_only);
+    assert!(aw.put_ack(0x19, 250, &ranges));
+    let ack_len = aw.len();
+    ack_only.truncate(ack_len);
+
+    let counter = 5;
+    let batch_header = header(
+        BatchType::Transport,
+        0x0a0b_0c0d,
+        fcvpn::crypto::session::sealed_len(plain_len),
+        counter,
+    );
+    let mut body = plain[..plain_len].to_vec();
+    body.resize(fcvpn::crypto::session::sealed_len(plain_len), 0);
+    let n = sender.seal(counter, &batch_header, &mut body, plain_len);
+    let batch = [batch_header.as_slice(), &body[..n]].concat();
+    let mut opened = body[..n].to_vec();
+    let m = receiver
+        .open(counter, &batch_header, &mut opened)
+        .expect("opens");
+    assert_eq!(&opened[..m], &plain[..plain_len]);
+    let _ = sender.next_counter();
+
+    v.entry("batch.txt").or_default().extend([
+        ("session_initiator_index", "01020304".to_string()),
+        ("session_responder_index", "0a0b0c0d".to_string()),
+        ("counter", format!("{counter}")),
+        ("frames_plaintext", hex::encode(&plain[..plain_len])),
+        ("sealed_batch", hex::encode(&batch)),
+    ]);
+    v.entry("ack.txt")
+        .or_default()
+        .extend([("ack_frame", hex::encode(&ack_only))]);
+
+    // The SCSI side: nexus tag, a WRITE(16)/READ(16) pair of 1 MiB, identity pages.
+    let tag = nexus_tag(responder.public.as_bytes(), initiator.public.as_bytes());
+    let identity = DeviceIdentity::from_target_public(responder.public.as_bytes());
+    v.entry("cdb.txt").or_default().extend([
+        (
+            "target_static_public",
+            hex::encode(responder.public.as_bytes()),
+        ),
+        (
+            "initiator_static_public",
+            hex::encode(initiator.public.as_bytes()),
+        ),
+        ("nexus_tag", format!("{tag:016x}")),
+        ("write16_1MiB", hex::encode(cdb::write16(tag, 1 << 20))),
+        ("read16_1MiB", hex::encode(cdb::read16(tag, 1 << 20))),
+        // A parked READ with nothing to send is answered with this, zero-padded to 512 bytes.
+        ("idle_batch", hex::encode(&idle_block()[..HEADER_LEN])),
+        (
+            "inquiry_standard",
+            hex::encode(inquiry::standard_inquiry_data()),
+        ),
+        (
+            "vpd_00",
+            hex::encode(vpd::vpd_page(&identity, 0x00).unwrap()),
+        ),
+        (
+            "vpd_80",
+            hex::encode(vpd::vpd_page(&identity, 0x80).unwrap()),
+        ),
+        (
+            "vpd_83",
+            hex::encode(vpd::vpd_page(&identity, 0x83).unwrap()),
+        ),
+    ]);
+    v
+}
+
+/// An IDLE batch padded to one 512-byte block, as a parked READ is answered with.
+fn idle_block() -> Vec<u8> {
+    let mut b = vec![0u8; fcvpn::scsi::BLOCK_LEN];
+    fcvpn::link::wire::write_idle(0, &mut b).unwrap();
+    b
+}
+
+fn lz4_block(data: &[u8]) -> Vec<u8> {
+    let mut out = vec![0u8; lz4_flex::block::get_maximum_output_size(data.len())];
+    let n = lz4_flex::block::compress_into(data, &mut out).unwrap();
+    out.truncate(n);
+    out
+}
+
+fn render(lines: &[(&str, String)]) -> String {
+    let mut s = String::from(
+        "# fcvpn protocol vectors (proto/SPEC.md); hex unless noted. Generated by tests/vectors.rs.\n",
+    );
+    for (k, v) in lines {
+        s.push_str(&format!("{k} = {v}\n"));
+    }
+    s
+}
+
+#[test]
+fn implementation_matches_proto_vectors() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("proto/vectors");
+    let bless = std::env::var_os("FCVPN_BLESS").is_some();
+    for (file, lines) in compute() {
+        let path = dir.join(file);
+        let want = render(&lines);
+        if bless {
+            std::fs::write(&path, &want).unwrap();
+            continue;
+        }
+        let have =
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        for (h, w) in have.lines().zip(want.lines()) {
+            assert_eq!(h, w, "{file} differs");
+        }
+        assert_eq!(have, want, "{file} differs");
+    }
+}
+
+#[test]
+fn public_keys_in_vectors_are_the_x25519_of_the_seeds() {
+    let k = PrivateKey::from_bytes([0x11; 32]);
+    let p: PublicKey = k.public_key();
+    assert_eq!(PublicKey::from_base64(&p.to_base64()).unwrap(), p);
+}
