@@ -5,6 +5,16 @@
 //! - [`link`]: frames, batches, reliability and paths (sans-IO, no unsafe);
 //! - [`scsi`]: the CDB codec and the identity of the virtual SCSI device.
 
+pub mod config;
+pub mod control;
 pub mod crypto;
+pub mod daemon;
+pub mod demo;
+pub mod driver;
+pub mod fabric;
 pub mod link;
 pub mod scsi;
+pub mod status;
+pub mod sys;
+pub mod transport;
+pub mod tun;

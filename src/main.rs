@@ -1,10 +1,17 @@
 //! The `fcvpn` command line.
 
 use std::io::{Read, Write};
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use fcvpn::config::Config;
+use fcvpn::control;
 use fcvpn::crypto::PrivateKey;
+use fcvpn::fabric::FabricOptions;
 
 /// fcvpn: an authenticated, encrypted, reliable IP link over Fibre Channel SCSI.
 #[derive(Parser)]
@@ -20,13 +27,63 @@ enum Command {
     Genkey,
     /// Read a base64 private key on standard input, print its public key.
     Pubkey,
+    /// Bring a link up and run it in the foreground (SIGINT/SIGTERM tear it down).
+    Up {
+        /// The link's configuration file.
+        config: PathBuf,
+    },
+    /// Show the state of running links.
+    Show {
+        /// A link name (default: every running link).
+        name: Option<String>,
+        /// Print one JSON object per line instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check a configuration file; print file:line: key: reason and fail if it is invalid.
+    Check {
+        /// The configuration file.
+        config: PathBuf,
+    },
+    /// Run the simulated FC fabric (the switch) on a Unix socket.
+    Fabric {
+        /// Where ports connect.
+        #[arg(long)]
+        socket: PathBuf,
+        /// Probability that a command or a completion is lost.
+        #[arg(long, default_value_t = 0.0)]
+        drop: f64,
+        /// Probability that a command fails with a transport error.
+        #[arg(long, default_value_t = 0.0)]
+        error: f64,
+        /// Latency added to every command and completion, in microseconds.
+        #[arg(long, default_value_t = 0)]
+        delay_us: u64,
+        /// Seed of the fault generator (repeatable runs).
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
+    /// Two network namespaces, a fabric and both ends: handshake, ping and throughput.
+    Demo,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    init_logging();
     let result = match cli.command {
         Command::Genkey => genkey(),
         Command::Pubkey => pubkey(),
+        Command::Up { config } => fcvpn::daemon::up(&config).map_err(|e| e.to_string()),
+        Command::Show { name, json } => show(name.as_deref(), json),
+        Command::Check { config } => check(&config),
+        Command::Fabric { socket, drop, error, delay_us, seed } => fabric(FabricOptions {
+            socket,
+            drop,
+            error,
+            delay: Duration::from_micros(delay_us),
+            seed,
+        }),
+        Command::Demo => fcvpn::demo::run().map_err(|e| e.to_string()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -35,6 +92,12 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Logs to standard error; `FCVPN_LOG` (e.g. `debug`) sets the level, `info` by default.
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("FCVPN_LOG").unwrap_or_else(|_| "info".into());
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
 }
 
 fn genkey() -> Result<(), String> {
@@ -52,6 +115,47 @@ fn pubkey() -> Result<(), String> {
         .read_to_string(&mut text)
         .map_err(|e| format!("reading the private key from standard input: {e}"))?;
     let key = PrivateKey::from_base64(&text).map_err(|e| format!("standard input: {e}"))?;
-    writeln!(std::io::stdout(), "{}", key.public_key().to_base64())
-        .map_err(|e| format!("writing the key: {e}"))
+    writeln!(std::io::stdout(), "{}", key.public_key().to_base64()).map_err(|e| format!("writing the key: {e}"))
+}
+
+fn check(path: &std::path::Path) -> Result<(), String> {
+    let cfg = Config::load(path).map_err(|e| e.to_string())?;
+    println!("{}: ok: link {} ({:?} over {:?})", path.display(), cfg.interface.name, cfg.fc.role, cfg.fc.backend);
+    Ok(())
+}
+
+fn show(name: Option<&str>, json: bool) -> Result<(), String> {
+    let sockets = match name {
+        Some(n) => vec![control::socket_path(n)],
+        None => control::all_sockets(),
+    };
+    let mut shown = 0;
+    for path in sockets {
+        match control::query(&path) {
+            Ok(status) if json => {
+                println!("{}", serde_json::to_string(&status).map_err(|e| e.to_string())?);
+                shown += 1;
+            }
+            Ok(status) => {
+                print!("{}", status.render());
+                shown += 1;
+            }
+            Err(e) if name.is_some() => return Err(format!("{}: {e} (is the link up?)", path.display())),
+            Err(_) => {} // Not a link's socket, or a stale one.
+        }
+    }
+    if shown == 0 && name.is_none() && !json {
+        println!("no links are up");
+    }
+    Ok(())
+}
+
+fn fabric(opts: FabricOptions) -> Result<(), String> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, Arc::clone(&stop)).map_err(|e| format!("signal setup: {e}"))?;
+    }
+    let stats = fcvpn::fabric::run(opts, &stop).map_err(|e| e.to_string())?;
+    eprintln!("fcvpn fabric: stopped: {stats:?}");
+    Ok(())
 }

@@ -1,0 +1,209 @@
+//! `fcvpn up`: checks, then builds the link, the interface and the transports from a
+//! [`Config`], runs the [`Driver`] until SIGINT or SIGTERM, and tears everything down.
+//!
+//! Every check that can fail on bad input runs before anything is created, so a failed start
+//! leaves nothing behind.
+
+use std::os::fd::AsFd;
+use std::path::Path;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use thiserror::Error;
+
+use crate::config::{self, Backend, Config, Mode, Role};
+use crate::control::{self, ControlServer};
+use crate::crypto::LocalStatic;
+use crate::driver::Driver;
+use crate::link::{Entropy, Link, LinkConfig, PathConfig};
+use crate::scsi::{DeviceIdentity, VirtualDevice, nexus_tag};
+use crate::status::StaticInfo;
+use crate::transport::initiator::{InitiatorPort, InitiatorSettings};
+use crate::transport::sim::{SimInitiator, SimTarget};
+use crate::transport::target::{TargetPort, TargetSettings};
+use crate::transport::{FC_PATH, Transport};
+use crate::tun::{LinuxTun, TunSettings};
+
+/// Why `fcvpn up` could not start or stopped with an error. Each is one line naming the cause.
+#[derive(Debug, Error)]
+pub enum UpError {
+    /// The configuration is invalid (the message names file, line and key).
+    #[error("{0}")]
+    Config(#[from] config::ConfigError),
+    /// Not running as root.
+    #[error("must run as root: it creates a network interface and opens SCSI devices")]
+    NotRoot,
+    /// The simulated fabric's socket does not exist.
+    #[error("{file}: fc.fabric: {socket}: no such socket; start `fcvpn fabric --socket {socket}` first")]
+    NoFabric {
+        /// The config file.
+        file: String,
+        /// The socket path.
+        socket: String,
+    },
+    /// Anything else, with what was being done.
+    #[error("{what}: {source}")]
+    Io {
+        /// What failed.
+        what: String,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+fn io_err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> UpError {
+    let what = what.into();
+    move |source| UpError::Io { what, source }
+}
+
+/// Random bytes from the operating system, for the link.
+struct OsEntropy;
+
+impl Entropy for OsEntropy {
+    fn fill(&mut self, buf: &mut [u8]) {
+        // The OS RNG does not fail on Linux once booted; a failure here is unrecoverable.
+        getrandom::fill(buf).expect("the operating system's random number generator failed");
+    }
+}
+
+/// Runs `fcvpn up CONFIG` to completion.
+pub fn up(path: &Path) -> Result<(), UpError> {
+    let cfg = Config::load(path)?;
+    if !nix::unistd::geteuid().is_root() {
+        return Err(UpError::NotRoot);
+    }
+    check_backend(&cfg, path)?;
+    let control = ControlServer::bind(&control::socket_path(&cfg.interface.name)).map_err(io_err("control socket"))?;
+    let stop = stop_signals().map_err(io_err("signal setup"))?;
+    let transport = build_transport(&cfg);
+    let epoch = Instant::now();
+    let link = Link::new(link_config(&cfg), Box::new(OsEntropy), Duration::ZERO)
+        .map_err(|e| UpError::Io { what: "link".into(), source: std::io::Error::other(e) })?;
+    let tun = LinuxTun::open(&tun_settings(&cfg)).map_err(io_err(format!("interface {}", cfg.interface.name)))?;
+    if tun.reattached {
+        tracing::info!("reattached to interface {} left by an earlier fcvpn", cfg.interface.name);
+    }
+    let info = static_info(&cfg);
+    tracing::info!("{} up as FC {} over the {} backend", info.name, info.role, info.backend);
+    let mut driver = Driver::new(link, Box::new(tun), vec![transport], info, epoch);
+    driver.control = Some(control);
+    let result = driver.run(stop.as_fd()).map_err(io_err("event loop"));
+    shut_down(&mut driver);
+    result
+}
+
+/// Checks what the backend needs before anything is created.
+fn check_backend(cfg: &Config, path: &Path) -> Result<(), UpError> {
+    match &cfg.fc.backend {
+        Backend::Sim { fabric } => {
+            use std::os::unix::fs::FileTypeExt;
+            let is_socket = std::fs::metadata(fabric).is_ok_and(|m| m.file_type().is_socket());
+            if !is_socket {
+                return Err(UpError::NoFabric { file: path.display().to_string(), socket: fabric.display().to_string() });
+            }
+            Ok(())
+        }
+    }
+}
+
+fn stop_signals() -> nix::Result<SignalFd> {
+    let mut set = SigSet::empty();
+    set.add(Signal::SIGINT);
+    set.add(Signal::SIGTERM);
+    set.thread_block()?;
+    // SIGPIPE needs nothing: Rust programs start with it ignored, so a write to a closed
+    // socket returns EPIPE.
+    SignalFd::with_flags(&set, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
+}
+
+fn link_config(cfg: &Config) -> LinkConfig {
+    let local = LocalStatic::new(cfg.interface.private_key.clone());
+    let fc = &cfg.fc;
+    let mut path = PathConfig::new(FC_PATH, "fc", 0, fc.max_transfer);
+    path.probe_interval = fc.probe_interval;
+    path.dead_after = fc.dead_after;
+    let mut lc = LinkConfig::new(local, cfg.peer.public_key, vec![path]);
+    let mut instance = [0u8; 8];
+    OsEntropy.fill(&mut instance);
+    lc.instance = u64::from_le_bytes(instance);
+    lc.epoch_unix_ns = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+    lc.max_frame_age = cfg.interface.max_frame_age;
+    lc.compression = match cfg.interface.compression {
+        config::Compression::Off => crate::link::Compression::Off,
+        config::Compression::Lz4 => crate::link::Compression::Lz4,
+    };
+    lc
+}
+
+fn tun_settings(cfg: &Config) -> TunSettings {
+    let i = &cfg.interface;
+    TunSettings {
+        name: i.name.clone(),
+        tap: i.mode == Mode::Tap,
+        mtu: i.mtu,
+        addresses: i.addresses.iter().map(|a| (a.addr, a.prefix)).collect(),
+        bring_up: !(i.mode == Mode::Tap && i.addresses.is_empty()),
+    }
+}
+
+fn build_transport(cfg: &Config) -> Box<dyn Transport> {
+    let fc = &cfg.fc;
+    let local = cfg.interface.private_key.public_key();
+    let peer = cfg.peer.public_key;
+    let Backend::Sim { fabric } = &fc.backend;
+    let reconnect_every = Duration::from_millis(200);
+    match fc.role {
+        Role::Target => {
+            let backend = SimTarget::new(fabric.clone(), fc.port);
+            let device = VirtualDevice::new(DeviceIdentity::from_target_public(local.as_bytes()), nexus_tag(local.as_bytes(), peer.as_bytes()));
+            let settings = TargetSettings { read_hold: fc.read_hold, max_transfer: fc.max_transfer, reconnect_every };
+            Box::new(TargetPort::new(backend, device, settings))
+        }
+        Role::Initiator => {
+            let backend = SimInitiator::new(fabric.clone(), fc.port);
+            let settings = InitiatorSettings {
+                nexus_tag: nexus_tag(peer.as_bytes(), local.as_bytes()),
+                reads_in_flight: fc.reads_in_flight,
+                writes_in_flight: fc.writes_in_flight,
+                max_transfer: fc.max_transfer,
+                command_timeout: fc.command_timeout,
+                reconnect_every,
+            };
+            Box::new(InitiatorPort::new(backend, settings))
+        }
+    }
+}
+
+fn static_info(cfg: &Config) -> StaticInfo {
+    StaticInfo {
+        name: cfg.interface.name.clone(),
+        role: match cfg.fc.role {
+            Role::Target => "target",
+            Role::Initiator => "initiator",
+        }
+        .to_owned(),
+        mode: match cfg.interface.mode {
+            Mode::Tun => "tun",
+            Mode::Tap => "tap",
+        }
+        .to_owned(),
+        backend: "sim".to_owned(),
+        peer_public_key: cfg.peer.public_key.to_base64(),
+        public_key: cfg.interface.private_key.public_key().to_base64(),
+    }
+}
+
+/// Tells the peer we are leaving, then removes the interface.
+fn shut_down(driver: &mut Driver) {
+    tracing::info!("shutting down");
+    driver.link.close();
+    let deadline = driver.epoch.elapsed() + Duration::from_millis(100);
+    while driver.epoch.elapsed() < deadline {
+        driver.turn(driver.epoch.elapsed());
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    if let Err(e) = driver.tun.remove() {
+        tracing::warn!("removing the interface: {e}");
+    }
+}

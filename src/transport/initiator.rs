@@ -1,0 +1,326 @@
+//! The SCSI initiator side of the Fibre Channel path, written once for every backend.
+//!
+//! The port keeps `reads_in_flight` READ(16)s parked at the target and up to
+//! `writes_in_flight` WRITE(16)s carrying batches. A failed or timed-out command loses at most
+//! its batch, which the link's reliability recovers; a run of failures marks the FC path down
+//! so traffic fails over, and reads back off so a dead fabric is not hammered.
+
+use std::collections::HashMap;
+use std::os::fd::BorrowedFd;
+use std::time::Duration;
+
+use super::{BackendError, FC_PATH, Transport, TransportCounters, block_round};
+use crate::link::Link;
+use crate::scsi::{SenseKey, cdb, parse_sense, status};
+
+/// Data direction of a command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// Data-out: a WRITE.
+    Out,
+    /// Data-in: a READ.
+    In,
+}
+
+/// How a command ended, as the backend saw it.
+#[derive(Debug)]
+pub enum Outcome {
+    /// GOOD; `len` bytes of data-in (0 for writes).
+    Good {
+        /// Data-in bytes transferred.
+        len: usize,
+    },
+    /// A SAM status other than GOOD, with sense if any.
+    Status {
+        /// SAM status.
+        status: u8,
+        /// Sense data.
+        sense: Vec<u8>,
+    },
+    /// The command did not complete in the SCSI sense (fabric error, no connection, aborted,
+    /// timed out).
+    Failed(&'static str),
+}
+
+/// A finished command and its buffer, handed back.
+#[derive(Debug)]
+pub struct Completion {
+    /// The tag given at submission.
+    pub tag: u64,
+    /// The buffer given at submission (data-in written into it for READs).
+    pub buffer: Vec<u8>,
+    /// The result.
+    pub outcome: Outcome,
+}
+
+/// Where initiator commands go: the simulated fabric, or SG_IO on `/dev/sgN`.
+pub trait InitiatorBackend {
+    /// The descriptor to wait on, if connected.
+    fn fd(&self) -> Option<BorrowedFd<'_>>;
+    /// Whether output is waiting for the descriptor to become writable.
+    fn wants_write(&self) -> bool;
+    /// Starts a command. For [`Direction::Out`], `buffer[..len]` is the data-out; for
+    /// [`Direction::In`], up to `len` bytes are read into `buffer`. On error the buffer comes back.
+    fn submit(&mut self, tag: u64, cdb: &[u8], dir: Direction, buffer: Vec<u8>, len: usize, timeout: Duration) -> Result<(), (Vec<u8>, BackendError)>;
+    /// Aborts command `tag`; returns its buffer if the backend still held it.
+    fn abort(&mut self, tag: u64) -> Result<Option<Vec<u8>>, BackendError>;
+    /// The next finished command, or `None`.
+    fn next_completion(&mut self) -> Result<Option<Completion>, BackendError>;
+    /// Pushes queued output.
+    fn flush(&mut self) -> Result<(), BackendError>;
+    /// Whether the backend is usable.
+    fn is_connected(&self) -> bool;
+    /// Tries to get usable again; outstanding commands are lost (their buffers are dropped).
+    fn reconnect(&mut self) -> Result<(), BackendError>;
+    /// Whether the backend times commands out itself (SG_IO does); if not, the port does.
+    fn enforces_timeouts(&self) -> bool;
+}
+
+/// Initiator tuning.
+#[derive(Debug, Clone)]
+pub struct InitiatorSettings {
+    /// The nexus tag for our CDBs.
+    pub nexus_tag: u64,
+    /// READs kept parked at the target.
+    pub reads_in_flight: usize,
+    /// WRITEs in flight at most.
+    pub writes_in_flight: usize,
+    /// Bytes per command.
+    pub max_transfer: usize,
+    /// Command timeout (longer than the target's largest READ hold).
+    pub command_timeout: Duration,
+    /// Pause between reconnection attempts.
+    pub reconnect_every: Duration,
+}
+
+/// Failures in a row that mark the FC path down.
+const FAILURE_STREAK: u32 = 3;
+/// Pause before READs are reissued after a failed one.
+const READ_BACKOFF: Duration = Duration::from_millis(20);
+
+struct Outstanding {
+    dir: Direction,
+    deadline: Duration,
+}
+
+/// The initiator port.
+pub struct InitiatorPort<B> {
+    backend: B,
+    settings: InitiatorSettings,
+    outstanding: HashMap<u64, Outstanding>,
+    read_pool: Vec<Vec<u8>>,
+    write_pool: Vec<Vec<u8>>,
+    next_tag: u64,
+    reads_after: Duration,
+    streak: u32,
+    counters: TransportCounters,
+    next_reconnect: Duration,
+    was_connected: bool,
+}
+
+impl<B: InitiatorBackend> InitiatorPort<B> {
+    /// A port over `backend`.
+    pub fn new(backend: B, settings: InitiatorSettings) -> Self {
+        let buffers = |n: usize| (0..n).map(|_| vec![0u8; settings.max_transfer]).collect();
+        Self {
+            read_pool: buffers(settings.reads_in_flight),
+            write_pool: buffers(settings.writes_in_flight),
+            was_connected: backend.is_connected(),
+            backend,
+            settings,
+            outstanding: HashMap::new(),
+            next_tag: 1,
+            reads_after: Duration::ZERO,
+            streak: 0,
+            counters: TransportCounters::default(),
+            next_reconnect: Duration::ZERO,
+        }
+    }
+
+    fn give_back(&mut self, dir: Direction, mut buffer: Vec<u8>) {
+        buffer.resize(self.settings.max_transfer, 0);
+        match dir {
+            Direction::In => self.read_pool.push(buffer),
+            Direction::Out => self.write_pool.push(buffer),
+        }
+    }
+
+    fn on_completion(&mut self, now: Duration, c: Completion, link: &mut Link, deliver: &mut dyn FnMut(&[u8])) {
+        let Some(o) = self.outstanding.remove(&c.tag) else {
+            return; // Finished after we gave up on it.
+        };
+        let mut buffer = c.buffer;
+        match c.outcome {
+            Outcome::Good { len } => {
+                self.streak = 0;
+                if o.dir == Direction::In {
+                    self.counters.batches_in += 1;
+                    let len = len.min(buffer.len());
+                    link.handle_batch(now, FC_PATH, &mut buffer[..len], deliver);
+                }
+            }
+            Outcome::Status { status, sense } => self.on_status(now, status, &sense, o.dir, link),
+            Outcome::Failed(why) => {
+                self.counters.transport_errors += 1;
+                tracing::debug!("fc initiator: command failed: {why}");
+                self.on_failure(now, o.dir, link);
+            }
+        }
+        self.give_back(o.dir, buffer);
+    }
+
+    fn on_status(&mut self, now: Duration, st: u8, sense: &[u8], dir: Direction, link: &mut Link) {
+        if st == status::BUSY || st == status::TASK_SET_FULL {
+            self.counters.busy += 1;
+            self.reads_after = now + READ_BACKOFF;
+            return;
+        }
+        self.counters.check_conditions += 1;
+        let unit_attention = parse_sense(sense).is_some_and(|s| s.key == SenseKey::UNIT_ATTENTION);
+        if !unit_attention {
+            self.on_failure(now, dir, link);
+        }
+    }
+
+    fn on_failure(&mut self, now: Duration, dir: Direction, link: &mut Link) {
+        if dir == Direction::In {
+            self.reads_after = now + READ_BACKOFF;
+        }
+        self.streak += 1;
+        if self.streak >= FAILURE_STREAK {
+            link.handle_path_error(now, FC_PATH);
+        }
+    }
+
+    /// Aborts commands past their deadline (when the backend does not time out itself).
+    fn expire(&mut self, now: Duration, link: &mut Link) -> Result<(), BackendError> {
+        if self.backend.enforces_timeouts() {
+            return Ok(());
+        }
+        let late: Vec<u64> = self.outstanding.iter().filter(|(_, o)| now >= o.deadline).map(|(t, _)| *t).collect();
+        for tag in late {
+            let Some(o) = self.outstanding.remove(&tag) else { continue };
+            self.counters.timeouts += 1;
+            let buffer = self.backend.abort(tag)?.unwrap_or_default();
+            self.give_back(o.dir, buffer);
+            self.on_failure(now, o.dir, link);
+        }
+        Ok(())
+    }
+
+    fn submit(&mut self, now: Duration, cdb: &[u8], dir: Direction, buffer: Vec<u8>, len: usize) -> Result<(), BackendError> {
+        let tag = self.next_tag;
+        self.next_tag += 1;
+        match self.backend.submit(tag, cdb, dir, buffer, len, self.settings.command_timeout) {
+            Ok(()) => {
+                self.counters.commands += 1;
+                let deadline = now + self.settings.command_timeout;
+                self.outstanding.insert(tag, Outstanding { dir, deadline });
+                Ok(())
+            }
+            Err((buffer, e)) => {
+                self.give_back(dir, buffer);
+                Err(e)
+            }
+        }
+    }
+
+    fn issue_reads(&mut self, now: Duration) -> Result<(), BackendError> {
+        if now < self.reads_after {
+            return Ok(());
+        }
+        let len = self.settings.max_transfer;
+        let read = cdb::read16(self.settings.nexus_tag, len);
+        while let Some(buffer) = self.read_pool.pop() {
+            self.submit(now, &read, Direction::In, buffer, len)?;
+        }
+        Ok(())
+    }
+
+    fn issue_writes(&mut self, now: Duration, link: &mut Link) -> Result<(), BackendError> {
+        while let Some(mut buffer) = self.write_pool.pop() {
+            let Some(n) = link.poll_transmit(now, FC_PATH, &mut buffer) else {
+                self.write_pool.push(buffer);
+                break;
+            };
+            let padded = block_round(n).min(buffer.len());
+            buffer[n..padded].fill(0);
+            let write = cdb::write16(self.settings.nexus_tag, padded);
+            self.counters.batches_out += 1;
+            self.submit(now, &write, Direction::Out, buffer, padded)?;
+        }
+        Ok(())
+    }
+
+    fn pump(&mut self, now: Duration, link: &mut Link, deliver: &mut dyn FnMut(&[u8])) -> Result<(), BackendError> {
+        while let Some(c) = self.backend.next_completion()? {
+            self.on_completion(now, c, link, deliver);
+        }
+        self.expire(now, link)?;
+        self.issue_reads(now)?;
+        self.issue_writes(now, link)?;
+        self.backend.flush()
+    }
+
+    fn on_disconnect(&mut self, now: Duration, link: &mut Link, why: &BackendError) {
+        if self.was_connected {
+            tracing::warn!("fc initiator: backend lost: {why}");
+            self.counters.disconnects += 1;
+            self.was_connected = false;
+        }
+        let lost: Vec<(u64, Direction)> = self.outstanding.drain().map(|(t, o)| (t, o.dir)).collect();
+        for (_, dir) in lost {
+            self.give_back(dir, Vec::new());
+        }
+        link.handle_path_error(now, FC_PATH);
+        self.next_reconnect = now + self.settings.reconnect_every;
+    }
+}
+
+impl<B: InitiatorBackend> Transport for InitiatorPort<B> {
+    fn path(&self) -> u8 {
+        FC_PATH
+    }
+
+    fn interest(&self) -> Option<(BorrowedFd<'_>, bool)> {
+        self.backend.fd().map(|fd| (fd, self.backend.wants_write()))
+    }
+
+    fn drive(&mut self, now: Duration, link: &mut Link, deliver: &mut dyn FnMut(&[u8])) {
+        if !self.backend.is_connected() {
+            if now < self.next_reconnect {
+                return;
+            }
+            if let Err(e) = self.backend.reconnect() {
+                self.next_reconnect = now + self.settings.reconnect_every;
+                tracing::debug!("fc initiator: reconnect failed: {e}");
+                return;
+            }
+            tracing::info!("fc initiator: backend connected");
+            self.counters.reconnects += 1;
+            self.was_connected = true;
+            self.streak = 0;
+        }
+        if let Err(e) = self.pump(now, link, deliver) {
+            self.on_disconnect(now, link, &e);
+        }
+    }
+
+    fn deadline(&self) -> Option<Duration> {
+        if !self.backend.is_connected() {
+            return Some(self.next_reconnect);
+        }
+        let timeouts = (!self.backend.enforces_timeouts())
+            .then(|| self.outstanding.values().map(|o| o.deadline).min())
+            .flatten();
+        let reads = (!self.read_pool.is_empty()).then_some(self.reads_after);
+        match (timeouts, reads) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn counters(&self) -> TransportCounters {
+        self.counters
+    }
+}

@@ -1,0 +1,83 @@
+//! Transports move sealed batches for one path of a [`Link`].
+//!
+//! The SCSI asymmetry lives here and nowhere else: on the Fibre Channel path the initiator
+//! ([`initiator::InitiatorPort`]) WRITEs batches and keeps READs parked at the target, and the
+//! target ([`target::TargetPort`]) answers parked READs when the link has a batch. Both are
+//! written once, over a backend trait ([`target::TargetBackend`], [`initiator::InitiatorBackend`]):
+//! the simulated fabric, LIO TCMU and SG_IO differ only there. The link above sees two
+//! symmetric batch pipes.
+
+pub mod initiator;
+pub mod sim;
+pub mod target;
+
+use std::os::fd::BorrowedFd;
+use std::time::Duration;
+
+use serde::Serialize;
+use thiserror::Error;
+
+use crate::link::Link;
+
+/// The link path id of the Fibre Channel path.
+pub const FC_PATH: u8 = 0;
+
+/// What the driver needs from every transport.
+pub trait Transport {
+    /// The link path this transport carries.
+    fn path(&self) -> u8;
+    /// The descriptor to wait on and whether writability matters, if connected.
+    fn interest(&self) -> Option<(BorrowedFd<'_>, bool)>;
+    /// Moves batches at `now`: takes what arrived (into the link; packets for the TUN device go
+    /// to `deliver`), then sends what the link has while there is capacity, and handles its
+    /// own timers. Failures are counted and reported to the link as path errors; it never
+    /// blocks.
+    fn drive(&mut self, now: Duration, link: &mut Link, deliver: &mut dyn FnMut(&[u8]));
+    /// When [`Transport::drive`] must run again at the latest.
+    fn deadline(&self) -> Option<Duration>;
+    /// Counters for `fcvpn show`.
+    fn counters(&self) -> TransportCounters;
+}
+
+/// SCSI-level counters of a transport.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct TransportCounters {
+    /// Commands issued (initiator) or received (target).
+    pub commands: u64,
+    /// Batches handed over in WRITEs (initiator) or READ answers (target).
+    pub batches_out: u64,
+    /// Batches received in READ answers (initiator) or WRITEs (target).
+    pub batches_in: u64,
+    /// READs answered with an IDLE batch because the hold time ran out.
+    pub idle_answers: u64,
+    /// Commands that timed out (and were aborted).
+    pub timeouts: u64,
+    /// Commands that failed in transport (fabric error, no connection, aborted).
+    pub transport_errors: u64,
+    /// Commands completed with CHECK CONDITION (initiator) or answered with it (target).
+    pub check_conditions: u64,
+    /// BUSY or TASK SET FULL completions, retried.
+    pub busy: u64,
+    /// Commands from strangers (wrong nexus tag) refused by the target.
+    pub foreign_commands: u64,
+    /// Times the backend connection was lost.
+    pub disconnects: u64,
+    /// Times it was re-established.
+    pub reconnects: u64,
+}
+
+/// Why a backend operation failed.
+#[derive(Debug, Error)]
+pub enum BackendError {
+    /// The connection to the fabric or device is gone; the port reconnects.
+    #[error("disconnected: {0}")]
+    Disconnected(String),
+    /// Any other I/O failure.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Rounds `len` up to whole 512-byte SCSI blocks.
+pub fn block_round(len: usize) -> usize {
+    len.div_ceil(crate::scsi::BLOCK_LEN) * crate::scsi::BLOCK_LEN
+}

@@ -1,0 +1,230 @@
+//! The SCSI target side of the Fibre Channel path, written once for every backend.
+//!
+//! Commands from the backend go to the [`VirtualDevice`]. A WRITE(16) of ours hands its batch
+//! to the link; a READ(16) of ours is **parked** until the link has a batch for the FC path,
+//! then completed with it. A READ parked for the hold time is answered with an IDLE batch (one
+//! block, never a zero-length transfer), well inside the initiator's command timeout.
+
+use std::collections::VecDeque;
+use std::os::fd::BorrowedFd;
+use std::time::Duration;
+
+use super::{BackendError, FC_PATH, Transport, TransportCounters, block_round};
+use crate::link::{Link, wire};
+use crate::scsi::{Dispatch, VirtualDevice, status};
+
+/// One SCSI command as a backend received it.
+#[derive(Debug)]
+pub struct TargetCommand {
+    /// Backend's identifier, given back on completion.
+    pub id: u64,
+    /// The CDB.
+    pub cdb: Vec<u8>,
+    /// Data-out (empty unless a write).
+    pub data_out: Vec<u8>,
+    /// Expected data-in length (FCP_DL).
+    pub data_in_len: usize,
+}
+
+/// What a backend reports.
+#[derive(Debug)]
+pub enum TargetEvent {
+    /// A new command.
+    Command(TargetCommand),
+    /// The initiator aborted command `id`: drop it without completing it.
+    Abort(u64),
+}
+
+/// Where target commands come from: the simulated fabric, LIO TCMU, SCST.
+pub trait TargetBackend {
+    /// The descriptor to wait on, if connected.
+    fn fd(&self) -> Option<BorrowedFd<'_>>;
+    /// Whether output is waiting for the descriptor to become writable.
+    fn wants_write(&self) -> bool;
+    /// The next event, or `None` if nothing is waiting.
+    fn next_event(&mut self) -> Result<Option<TargetEvent>, BackendError>;
+    /// Completes command `id` with a SAM status, sense (for CHECK CONDITION) and data-in.
+    fn complete(&mut self, id: u64, status: u8, sense: &[u8], data_in: &[u8]) -> Result<(), BackendError>;
+    /// Pushes queued output.
+    fn flush(&mut self) -> Result<(), BackendError>;
+    /// Whether the backend is usable.
+    fn is_connected(&self) -> bool;
+    /// Tries to get usable again.
+    fn reconnect(&mut self) -> Result<(), BackendError>;
+}
+
+/// Target tuning.
+#[derive(Debug, Clone)]
+pub struct TargetSettings {
+    /// Longest a READ stays parked before it is answered with IDLE (at most 1 s).
+    pub read_hold: Duration,
+    /// Largest batch in one READ answer.
+    pub max_transfer: usize,
+    /// Pause between reconnection attempts.
+    pub reconnect_every: Duration,
+}
+
+struct Parked {
+    id: u64,
+    max_len: usize,
+    arrived: Duration,
+}
+
+/// The target port: a backend, the virtual device and the parked READs.
+pub struct TargetPort<B> {
+    backend: B,
+    device: VirtualDevice,
+    settings: TargetSettings,
+    parked: VecDeque<Parked>,
+    buf: Vec<u8>,
+    counters: TransportCounters,
+    next_reconnect: Duration,
+    was_connected: bool,
+}
+
+/// Most READs parked at once; more are answered IDLE at once (the initiator keeps fewer).
+const MAX_PARKED: usize = 64;
+
+impl<B: TargetBackend> TargetPort<B> {
+    /// A port serving `device` over `backend`.
+    pub fn new(backend: B, device: VirtualDevice, settings: TargetSettings) -> Self {
+        let was_connected = backend.is_connected();
+        Self {
+            buf: vec![0u8; settings.max_transfer.max(crate::scsi::BLOCK_LEN)],
+            backend,
+            device,
+            settings,
+            parked: VecDeque::new(),
+            counters: TransportCounters::default(),
+            next_reconnect: Duration::ZERO,
+            was_connected,
+        }
+    }
+
+    /// The virtual device (for its counters).
+    pub fn device(&self) -> &VirtualDevice {
+        &self.device
+    }
+
+    fn on_command(&mut self, now: Duration, mut cmd: TargetCommand, link: &mut Link, deliver: &mut dyn FnMut(&[u8])) -> Result<(), BackendError> {
+        self.counters.commands += 1;
+        match self.device.dispatch(&cmd.cdb, &cmd.data_out, cmd.data_in_len) {
+            Dispatch::Complete(r) => {
+                if r.status == status::CHECK_CONDITION {
+                    self.counters.check_conditions += 1;
+                }
+                self.backend.complete(cmd.id, r.status, &r.sense, &r.data_in)
+            }
+            Dispatch::Send { .. } => {
+                self.counters.batches_in += 1;
+                link.handle_batch(now, FC_PATH, &mut cmd.data_out, deliver);
+                self.backend.complete(cmd.id, status::GOOD, &[], &[])
+            }
+            Dispatch::Receive { max_len } => {
+                if self.parked.len() >= MAX_PARKED {
+                    return self.answer_idle(cmd.id);
+                }
+                self.parked.push_back(Parked { id: cmd.id, max_len, arrived: now });
+                Ok(())
+            }
+        }
+    }
+
+    /// Completes parked READs with batches while the link has them.
+    fn answer_parked(&mut self, now: Duration, link: &mut Link) -> Result<(), BackendError> {
+        while let Some(p) = self.parked.front() {
+            let max = p.max_len.min(self.buf.len());
+            let Some(n) = link.poll_transmit(now, FC_PATH, &mut self.buf[..max]) else { break };
+            let id = p.id;
+            self.parked.pop_front();
+            let padded = block_round(n).min(max);
+            self.buf[n..padded].fill(0);
+            self.counters.batches_out += 1;
+            self.backend.complete(id, status::GOOD, &[], &self.buf[..padded])?;
+        }
+        Ok(())
+    }
+
+    /// Answers READs parked for the hold time with IDLE.
+    fn expire_parked(&mut self, now: Duration) -> Result<(), BackendError> {
+        while self.parked.front().is_some_and(|p| now >= p.arrived + self.settings.read_hold) {
+            if let Some(p) = self.parked.pop_front() {
+                self.counters.idle_answers += 1;
+                self.answer_idle(p.id)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn answer_idle(&mut self, id: u64) -> Result<(), BackendError> {
+        let mut block = [0u8; crate::scsi::BLOCK_LEN];
+        wire::write_idle(FC_PATH, &mut block);
+        self.backend.complete(id, status::GOOD, &[], &block)
+    }
+
+    fn pump(&mut self, now: Duration, link: &mut Link, deliver: &mut dyn FnMut(&[u8])) -> Result<(), BackendError> {
+        while let Some(event) = self.backend.next_event()? {
+            match event {
+                TargetEvent::Command(cmd) => self.on_command(now, cmd, link, deliver)?,
+                TargetEvent::Abort(id) => self.parked.retain(|p| p.id != id),
+            }
+        }
+        self.answer_parked(now, link)?;
+        self.expire_parked(now)?;
+        self.backend.flush()
+    }
+
+    fn on_disconnect(&mut self, now: Duration, link: &mut Link, why: &BackendError) {
+        if self.was_connected {
+            tracing::warn!("fc target: backend lost: {why}");
+            self.counters.disconnects += 1;
+            self.was_connected = false;
+        }
+        self.parked.clear();
+        link.handle_path_error(now, FC_PATH);
+        self.next_reconnect = now + self.settings.reconnect_every;
+    }
+}
+
+impl<B: TargetBackend> Transport for TargetPort<B> {
+    fn path(&self) -> u8 {
+        FC_PATH
+    }
+
+    fn interest(&self) -> Option<(BorrowedFd<'_>, bool)> {
+        self.backend.fd().map(|fd| (fd, self.backend.wants_write()))
+    }
+
+    fn drive(&mut self, now: Duration, link: &mut Link, deliver: &mut dyn FnMut(&[u8])) {
+        if !self.backend.is_connected() {
+            if now < self.next_reconnect {
+                return;
+            }
+            if let Err(e) = self.backend.reconnect() {
+                self.next_reconnect = now + self.settings.reconnect_every;
+                tracing::debug!("fc target: reconnect failed: {e}");
+                return;
+            }
+            tracing::info!("fc target: backend connected");
+            self.counters.reconnects += 1;
+            self.was_connected = true;
+        }
+        if let Err(e) = self.pump(now, link, deliver) {
+            self.on_disconnect(now, link, &e);
+        }
+    }
+
+    fn deadline(&self) -> Option<Duration> {
+        if !self.backend.is_connected() {
+            return Some(self.next_reconnect);
+        }
+        self.parked.front().map(|p| p.arrived + self.settings.read_hold)
+    }
+
+    fn counters(&self) -> TransportCounters {
+        TransportCounters {
+            foreign_commands: self.device.counters().foreign_tag,
+            ..self.counters
+        }
+    }
+}
