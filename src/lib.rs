@@ -6,5 +6,6 @@
 //! - [`scsi`]: the CDB codec and the identity of the virtual SCSI device.
 
 pub mod crypto;
+pub mod fabric;
 pub mod link;
 pub mod scsi;
