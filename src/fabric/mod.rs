@@ -92,22 +92,30 @@
 //! the socket). Two fabrics started at the same instant on one stale socket file may race; do not.
 #![forbid(unsafe_code)]
 
+pub mod client;
 pub mod faults;
 pub mod options;
 pub mod proto;
+pub mod server;
 pub mod stats;
+mod stream;
+
+#[cfg(test)]
+mod tests;
 
 use std::io;
 use std::path::PathBuf;
 
 use thiserror::Error;
 
+pub use client::{PortConnection, Role};
 pub use faults::{Fault, FaultModel};
 pub use options::FabricOptions;
 pub use proto::{
     Command, Completion, Direction, LoginStatus, MAX_CDB_LEN, MAX_FRAME_LEN, MAX_SENSE_LEN,
     Message, ProtoError, TransportStatus,
 };
+pub use server::run;
 pub use stats::FabricStats;
 
 /// Errors of the fabric and of a port's connection to it.
