@@ -75,7 +75,7 @@ pub fn up(path: &Path) -> Result<(), UpError> {
     }
     check_backend(&cfg, path)?;
     let control = ControlServer::bind(&control::socket_path(&cfg.interface.name)).map_err(io_err("control socket"))?;
-    let stop = stop_signals().map_err(io_err("signal setup"))?;
+    let stop = stop_signals().map_err(|e| UpError::Io { what: "signal setup".into(), source: e.into() })?;
     let transport = build_transport(&cfg);
     let epoch = Instant::now();
     let link = Link::new(link_config(&cfg), Box::new(OsEntropy), Duration::ZERO)

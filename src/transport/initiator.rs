@@ -95,8 +95,10 @@ pub struct InitiatorSettings {
 
 /// Failures in a row that mark the FC path down.
 const FAILURE_STREAK: u32 = 3;
-/// Pause before READs are reissued after a failed one.
-const READ_BACKOFF: Duration = Duration::from_millis(20);
+/// Pause before READs are reissued after a failed one, doubled per failure in a row.
+const READ_BACKOFF: Duration = Duration::from_millis(10);
+/// Longest pause between READ attempts while the target does not answer.
+const READ_BACKOFF_MAX: Duration = Duration::from_millis(320);
 
 struct Outstanding {
     dir: Direction,
@@ -183,10 +185,11 @@ impl<B: InitiatorBackend> InitiatorPort<B> {
     }
 
     fn on_failure(&mut self, now: Duration, dir: Direction, link: &mut Link) {
-        if dir == Direction::In {
-            self.reads_after = now + READ_BACKOFF;
-        }
         self.streak += 1;
+        if dir == Direction::In {
+            let backoff = READ_BACKOFF.saturating_mul(1 << self.streak.min(6)).min(READ_BACKOFF_MAX);
+            self.reads_after = now + backoff;
+        }
         if self.streak >= FAILURE_STREAK {
             link.handle_path_error(now, FC_PATH);
         }

@@ -14,7 +14,7 @@ pub mod target;
 use std::os::fd::BorrowedFd;
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::link::Link;
@@ -40,7 +40,7 @@ pub trait Transport {
 }
 
 /// SCSI-level counters of a transport.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TransportCounters {
     /// Commands issued (initiator) or received (target).
     pub commands: u64,

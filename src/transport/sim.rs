@@ -9,10 +9,11 @@ use std::time::Duration;
 use super::BackendError;
 use super::initiator::{Completion, Direction, InitiatorBackend, Outcome};
 use super::target::{TargetBackend, TargetCommand, TargetEvent};
-use crate::fabric::client::{self as fabric, Message, PortConnection, Role};
+use crate::fabric::{self, Message, PortConnection, Role};
 
-/// How long a login may take before the fabric counts as unreachable.
-const LOGIN_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long one login attempt may block the event loop; a fabric that is down, restarting or
+/// paused is simply retried at the port's reconnection interval.
+const LOGIN_TIMEOUT: Duration = Duration::from_millis(20);
 
 fn lost(e: impl std::fmt::Display) -> BackendError {
     BackendError::Disconnected(e.to_string())
@@ -154,8 +155,8 @@ impl InitiatorBackend for SimInitiator {
 
     fn submit(&mut self, tag: u64, cdb: &[u8], dir: Direction, buffer: Vec<u8>, len: usize, _timeout: Duration) -> Result<(), (Vec<u8>, BackendError)> {
         let (direction, data_out, data_in_len) = match dir {
-            Direction::Out => (fabric::Direction::Out, buffer[..len].to_vec(), 0),
-            Direction::In => (fabric::Direction::In, Vec::new(), len as u32),
+            Direction::Out => (fabric::Direction::Write, buffer[..len].to_vec(), 0),
+            Direction::In => (fabric::Direction::Read, Vec::new(), len as u32),
         };
         let msg = Message::Command(fabric::Command { task: tag, initiator: 0, direction, cdb: cdb.to_vec(), data_in_len, data_out });
         match self.port.with(|c| c.send(&msg)) {
