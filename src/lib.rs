@@ -5,6 +5,7 @@
 //! - [`link`]: frames, batches, reliability and paths (sans-IO, no unsafe);
 //! - [`scsi`]: the CDB codec and the identity of the virtual SCSI device.
 
+pub mod config;
 pub mod crypto;
 pub mod link;
 pub mod scsi;

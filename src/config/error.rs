@@ -121,13 +121,16 @@ impl Source<'_> {
             return self.error(span, "config", first_line(err.message()).to_owned());
         }
         let key = path.join(".");
-        let reason = if path.len() == 1 {
-            match doc.get_ref().get(path[0].as_str()).map(|v| v.get_ref()) {
-                Some(DeValue::Table(_)) | None => section_reason(err.message()),
-                Some(other) => format!("expected a table, got {}", kind(other)),
+        let top_level = match path.as_slice() {
+            [name] => doc.get_ref().get(name.as_str()).map(|v| v.get_ref()),
+            _ => None,
+        };
+        let reason = match top_level {
+            Some(DeValue::Table(_)) if is_unknown(err.message()) => "unknown section".to_owned(),
+            Some(value) if !is_unknown(err.message()) && !matches!(value, DeValue::Table(_)) => {
+                format!("expected a table, got {}", kind(value))
             }
-        } else {
-            key_reason(err.message())
+            _ => key_reason(err.message()),
         };
         self.error(span, &key, reason)
     }
@@ -190,20 +193,16 @@ fn kind(value: &DeValue<'_>) -> &'static str {
     }
 }
 
-/// The reason for an error on a top-level entry that is a table.
-fn section_reason(message: &str) -> String {
-    if message.starts_with("unknown field") {
-        "unknown section".to_owned()
-    } else {
-        first_line(message).to_owned()
-    }
+/// serde's message for a key that no field is named after.
+fn is_unknown(message: &str) -> bool {
+    message.starts_with("unknown field")
 }
 
 /// Rewrites serde's wording into this file's: `unknown key`, `expected an integer, got string
 /// "x"`, `integer out of range`.
 fn key_reason(message: &str) -> String {
     let message = first_line(message);
-    if message.starts_with("unknown field") {
+    if is_unknown(message) {
         return "unknown key".to_owned();
     }
     let Some((got, expected)) = message
