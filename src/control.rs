@@ -37,14 +37,20 @@ impl ControlServer {
         }
         if path.exists() {
             if UnixStream::connect(path).is_ok() {
-                return Err(io::Error::new(io::ErrorKind::AddrInUse, format!("{} is in use: is this link already up?", path.display())));
+                return Err(io::Error::new(
+                    io::ErrorKind::AddrInUse,
+                    format!("{} is in use: is this link already up?", path.display()),
+                ));
             }
             std::fs::remove_file(path)?;
         }
         let listener = UnixListener::bind(path)?;
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
         listener.set_nonblocking(true)?;
-        Ok(Self { listener, path: path.to_owned() })
+        Ok(Self {
+            listener,
+            path: path.to_owned(),
+        })
     }
 
     /// The descriptor to wait on.
@@ -81,7 +87,10 @@ fn answer(stream: UnixStream, body: &str) -> io::Result<()> {
     let mut line = String::new();
     BufReader::new(&stream).take(64).read_line(&mut line)?;
     if line.trim() != REQUEST {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, "unknown request"));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "unknown request",
+        ));
     }
     let mut w = &stream;
     w.write_all(body.as_bytes())?;

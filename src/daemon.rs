@@ -35,7 +35,9 @@ pub enum UpError {
     #[error("must run as root: it creates a network interface and opens SCSI devices")]
     NotRoot,
     /// The simulated fabric's socket does not exist.
-    #[error("{file}: fc.fabric: {socket}: no such socket; start `fcvpn fabric --socket {socket}` first")]
+    #[error(
+        "{file}: fc.fabric: {socket}: no such socket; start `fcvpn fabric --socket {socket}` first"
+    )]
     NoFabric {
         /// The config file.
         file: String,
@@ -74,18 +76,35 @@ pub fn up(path: &Path) -> Result<(), UpError> {
         return Err(UpError::NotRoot);
     }
     check_backend(&cfg, path)?;
-    let control = ControlServer::bind(&control::socket_path(&cfg.interface.name)).map_err(io_err("control socket"))?;
-    let stop = stop_signals().map_err(|e| UpError::Io { what: "signal setup".into(), source: e.into() })?;
+    let control = ControlServer::bind(&control::socket_path(&cfg.interface.name))
+        .map_err(io_err("control socket"))?;
+    let stop = stop_signals().map_err(|e| UpError::Io {
+        what: "signal setup".into(),
+        source: e.into(),
+    })?;
     let transport = build_transport(&cfg);
     let epoch = Instant::now();
-    let link = Link::new(link_config(&cfg), Box::new(OsEntropy), Duration::ZERO)
-        .map_err(|e| UpError::Io { what: "link".into(), source: std::io::Error::other(e) })?;
-    let tun = LinuxTun::open(&tun_settings(&cfg)).map_err(io_err(format!("interface {}", cfg.interface.name)))?;
+    let link = Link::new(link_config(&cfg), Box::new(OsEntropy), Duration::ZERO).map_err(|e| {
+        UpError::Io {
+            what: "link".into(),
+            source: std::io::Error::other(e),
+        }
+    })?;
+    let tun = LinuxTun::open(&tun_settings(&cfg))
+        .map_err(io_err(format!("interface {}", cfg.interface.name)))?;
     if tun.reattached {
-        tracing::info!("reattached to interface {} left by an earlier fcvpn", cfg.interface.name);
+        tracing::info!(
+            "reattached to interface {} left by an earlier fcvpn",
+            cfg.interface.name
+        );
     }
     let info = static_info(&cfg);
-    tracing::info!("{} up as FC {} over the {} backend", info.name, info.role, info.backend);
+    tracing::info!(
+        "{} up as FC {} over the {} backend",
+        info.name,
+        info.role,
+        info.backend
+    );
     let mut driver = Driver::new(link, Box::new(tun), vec![transport], info, epoch);
     driver.control = Some(control);
     let result = driver.run(stop.as_fd()).map_err(io_err("event loop"));
@@ -100,7 +119,10 @@ fn check_backend(cfg: &Config, path: &Path) -> Result<(), UpError> {
             use std::os::unix::fs::FileTypeExt;
             let is_socket = std::fs::metadata(fabric).is_ok_and(|m| m.file_type().is_socket());
             if !is_socket {
-                return Err(UpError::NoFabric { file: path.display().to_string(), socket: fabric.display().to_string() });
+                return Err(UpError::NoFabric {
+                    file: path.display().to_string(),
+                    socket: fabric.display().to_string(),
+                });
             }
             Ok(())
         }
@@ -127,7 +149,9 @@ fn link_config(cfg: &Config) -> LinkConfig {
     let mut instance = [0u8; 8];
     OsEntropy.fill(&mut instance);
     lc.instance = u64::from_le_bytes(instance);
-    lc.epoch_unix_ns = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+    lc.epoch_unix_ns = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
     lc.max_frame_age = cfg.interface.max_frame_age;
     lc.compression = match cfg.interface.compression {
         config::Compression::Off => crate::link::Compression::Off,
@@ -156,8 +180,15 @@ fn build_transport(cfg: &Config) -> Box<dyn Transport> {
     match fc.role {
         Role::Target => {
             let backend = SimTarget::new(fabric.clone(), fc.port);
-            let device = VirtualDevice::new(DeviceIdentity::from_target_public(local.as_bytes()), nexus_tag(local.as_bytes(), peer.as_bytes()));
-            let settings = TargetSettings { read_hold: fc.read_hold, max_transfer: fc.max_transfer, reconnect_every };
+            let device = VirtualDevice::new(
+                DeviceIdentity::from_target_public(local.as_bytes()),
+                nexus_tag(local.as_bytes(), peer.as_bytes()),
+            );
+            let settings = TargetSettings {
+                read_hold: fc.read_hold,
+                max_transfer: fc.max_transfer,
+                reconnect_every,
+            };
             Box::new(TargetPort::new(backend, device, settings))
         }
         Role::Initiator => {

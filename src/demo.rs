@@ -49,7 +49,10 @@ struct Setup {
 impl Drop for Setup {
     fn drop(&mut self) {
         for c in &mut self.children {
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(c.id() as i32), nix::sys::signal::Signal::SIGTERM);
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(c.id() as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            );
         }
         for c in &mut self.children {
             let _ = c.wait();
@@ -72,12 +75,26 @@ pub fn run() -> Result<(), DemoError> {
     let started = Instant::now();
     start_ends(&mut setup)?;
     let handshake = wait_for_carrier(&setup, Duration::from_secs(15))?;
-    println!("  handshake: link up {:.1} ms after start", handshake.as_secs_f64() * 1e3);
+    println!(
+        "  handshake: link up {:.1} ms after start",
+        handshake.as_secs_f64() * 1e3
+    );
     let rtt = probe::ping(&setup.ns, ADDRS[1], 200).map_err(step("ping"))?;
-    println!("  ping (UDP echo over the tunnel, {} round trips): min {} us, median {} us, p99 {} us", rtt.count, rtt.min_us, rtt.median_us, rtt.p99_us);
+    println!(
+        "  ping (UDP echo over the tunnel, {} round trips): min {} us, median {} us, p99 {} us",
+        rtt.count, rtt.min_us, rtt.median_us, rtt.p99_us
+    );
     for (from, to) in [(0, 1), (1, 0)] {
-        let t = probe::throughput(&setup.ns, from, ADDRS[to], Duration::from_secs(3)).map_err(step("throughput"))?;
-        println!("  TCP {} -> {}: {:.2} Gbit/s ({} MiB in {:.1} s)", NAMES[from], NAMES[to], t.gbit_per_s(), t.bytes >> 20, t.seconds);
+        let t = probe::throughput(&setup.ns, from, ADDRS[to], Duration::from_secs(3))
+            .map_err(step("throughput"))?;
+        println!(
+            "  TCP {} -> {}: {:.2} Gbit/s ({} MiB in {:.1} s)",
+            NAMES[from],
+            NAMES[to],
+            t.gbit_per_s(),
+            t.bytes >> 20,
+            t.seconds
+        );
     }
     for name in NAMES {
         let s = control::query(&control::socket_path(name)).map_err(step("show"))?;
@@ -90,7 +107,10 @@ pub fn run() -> Result<(), DemoError> {
             fc.map_or(0, |p| p.rtt_us)
         );
     }
-    println!("  total {:.1} s; everything is removed on exit", started.elapsed().as_secs_f64());
+    println!(
+        "  total {:.1} s; everything is removed on exit",
+        started.elapsed().as_secs_f64()
+    );
     drop(setup);
     Ok(())
 }
@@ -104,9 +124,18 @@ fn prepare() -> Result<Setup, DemoError> {
     for i in 0..2 {
         write_config(&dir, i, &keys[i], &keys[1 - i], &socket)?;
     }
-    let ns = [NetNs::new().map_err(step("network namespace"))?, NetNs::new().map_err(step("network namespace"))?];
+    let ns = [
+        NetNs::new().map_err(step("network namespace"))?,
+        NetNs::new().map_err(step("network namespace"))?,
+    ];
     let fabric_stop = Arc::new(AtomicBool::new(false));
-    let opts = FabricOptions { socket: socket.clone(), drop: 0.0, error: 0.0, delay: Duration::ZERO, seed: 0 };
+    let opts = FabricOptions {
+        socket: socket.clone(),
+        drop: 0.0,
+        error: 0.0,
+        delay: Duration::ZERO,
+        seed: 0,
+    };
     let stop = Arc::clone(&fabric_stop);
     let fabric = std::thread::spawn(move || {
         if let Err(e) = crate::fabric::run(opts, &stop) {
@@ -117,7 +146,13 @@ fn prepare() -> Result<Setup, DemoError> {
     while !socket.exists() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(10));
     }
-    Ok(Setup { dir, ns, children: Vec::new(), fabric_stop, fabric: Some(fabric) })
+    Ok(Setup {
+        dir,
+        ns,
+        children: Vec::new(),
+        fabric_stop,
+        fabric: Some(fabric),
+    })
 }
 
 fn random_key() -> Result<PrivateKey, DemoError> {
@@ -126,11 +161,27 @@ fn random_key() -> Result<PrivateKey, DemoError> {
     Ok(PrivateKey::from_bytes(seed))
 }
 
-fn write_config(dir: &Path, i: usize, local: &PrivateKey, peer: &PrivateKey, socket: &Path) -> Result<(), DemoError> {
+fn write_config(
+    dir: &Path,
+    i: usize,
+    local: &PrivateKey,
+    peer: &PrivateKey,
+    socket: &Path,
+) -> Result<(), DemoError> {
     use std::os::unix::fs::OpenOptionsExt;
     let key_path = dir.join(format!("{}.key", NAMES[i]));
-    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&key_path).map_err(step("key file"))?;
-    std::io::Write::write_all(&mut f, format!("{}\n", local.to_base64().as_str()).as_bytes()).map_err(step("key file"))?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&key_path)
+        .map_err(step("key file"))?;
+    std::io::Write::write_all(
+        &mut f,
+        format!("{}\n", local.to_base64().as_str()).as_bytes(),
+    )
+    .map_err(step("key file"))?;
     let role = if i == 0 { "initiator" } else { "target" };
     let text = format!(
         "[interface]\nname = \"{}\"\nprivate_key_file = \"{}.key\"\naddress = [\"{}/24\"]\n\n[peer]\npublic_key = \"{}\"\n\n[fc]\nrole = \"{role}\"\nbackend = \"sim\"\nfabric = \"{}\"\n",
@@ -147,9 +198,14 @@ fn write_config(dir: &Path, i: usize, local: &PrivateKey, peer: &PrivateKey, soc
 fn start_ends(setup: &mut Setup) -> Result<(), DemoError> {
     let exe = std::env::current_exe().map_err(step("own executable"))?;
     for i in [1, 0] {
-        let log = std::fs::File::create(setup.dir.join(format!("{}.log", NAMES[i]))).map_err(step("log file"))?;
+        let log = std::fs::File::create(setup.dir.join(format!("{}.log", NAMES[i])))
+            .map_err(step("log file"))?;
         let mut cmd = Command::new(&exe);
-        cmd.arg("up").arg(setup.dir.join(format!("{}.conf", NAMES[i]))).stdin(Stdio::null()).stdout(Stdio::null()).stderr(log);
+        cmd.arg("up")
+            .arg(setup.dir.join(format!("{}.conf", NAMES[i])))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log);
         let child = setup.ns[i].spawn(cmd).map_err(step("starting fcvpn up"))?;
         setup.children.push(child);
     }
@@ -160,7 +216,9 @@ fn start_ends(setup: &mut Setup) -> Result<(), DemoError> {
 fn wait_for_carrier(setup: &Setup, limit: Duration) -> Result<Duration, DemoError> {
     let start = Instant::now();
     while start.elapsed() < limit {
-        let up = NAMES.iter().all(|n| control::query(&control::socket_path(n)).is_ok_and(|s| s.carrier));
+        let up = NAMES
+            .iter()
+            .all(|n| control::query(&control::socket_path(n)).is_ok_and(|s| s.carrier));
         if up {
             return Ok(start.elapsed());
         }
@@ -170,5 +228,8 @@ fn wait_for_carrier(setup: &Setup, limit: Duration) -> Result<Duration, DemoErro
         .iter()
         .map(|n| std::fs::read_to_string(setup.dir.join(format!("{n}.log"))).unwrap_or_default())
         .collect();
-    Err(DemoError::Step(format!("the link did not come up within {limit:?}; logs:\n{}", logs.join("\n"))))
+    Err(DemoError::Step(format!(
+        "the link did not come up within {limit:?}; logs:\n{}",
+        logs.join("\n")
+    )))
 }

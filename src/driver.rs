@@ -43,8 +43,22 @@ pub struct Driver {
 
 impl Driver {
     /// A driver whose link counts time from `epoch`.
-    pub fn new(link: Link, tun: Box<dyn Tun>, transports: Vec<Box<dyn Transport>>, info: StaticInfo, epoch: Instant) -> Self {
-        Self { link, tun, transports, control: None, info, epoch, tun_errors: 0 }
+    pub fn new(
+        link: Link,
+        tun: Box<dyn Tun>,
+        transports: Vec<Box<dyn Transport>>,
+        info: StaticInfo,
+        epoch: Instant,
+    ) -> Self {
+        Self {
+            link,
+            tun,
+            transports,
+            control: None,
+            info,
+            epoch,
+            tun_errors: 0,
+        }
     }
 
     fn now(&self) -> Duration {
@@ -95,7 +109,13 @@ impl Driver {
     }
 
     fn drive_transports(&mut self, now: Duration) {
-        let Self { link, tun, transports, tun_errors, .. } = self;
+        let Self {
+            link,
+            tun,
+            transports,
+            tun_errors,
+            ..
+        } = self;
         let mut deliver = |p: &[u8]| {
             if let Err(e) = tun.send(p) {
                 *tun_errors += 1;
@@ -123,13 +143,26 @@ impl Driver {
                     if let Err(e) = self.tun.set_carrier(*up) {
                         tracing::warn!("setting the carrier failed: {e}");
                     }
-                    tracing::info!("carrier {}", if *up { "on: the link can deliver" } else { "off: the link cannot deliver" });
+                    tracing::info!(
+                        "carrier {}",
+                        if *up {
+                            "on: the link can deliver"
+                        } else {
+                            "off: the link cannot deliver"
+                        }
+                    );
                 }
                 Event::HandshakeCompleted { rekey: true, .. } => tracing::debug!("session renewed"),
-                Event::HandshakeCompleted { path, .. } => tracing::info!("handshake completed over {}", self.path_name(*path)),
-                Event::PeerRestarted => tracing::info!("the peer restarted; resending what was in flight"),
+                Event::HandshakeCompleted { path, .. } => {
+                    tracing::info!("handshake completed over {}", self.path_name(*path))
+                }
+                Event::PeerRestarted => {
+                    tracing::info!("the peer restarted; resending what was in flight")
+                }
                 Event::PathUp { path } => tracing::info!("path {} up", self.path_name(*path)),
-                Event::PathDown { path, cause } => tracing::warn!("path {} down: {}", self.path_name(*path), describe(cause)),
+                Event::PathDown { path, cause } => {
+                    tracing::warn!("path {} down: {}", self.path_name(*path), describe(cause))
+                }
                 Event::ActivePathChanged { from, to } => tracing::warn!(
                     "traffic moved from {} to {}",
                     from.map_or("none", |p| self.path_name(p)),
@@ -145,8 +178,18 @@ impl Driver {
     }
 
     fn serve_control(&mut self, now: Duration) {
-        let Some(control) = self.control.as_mut() else { return };
-        let status = || LinkStatus::collect(&self.info, &self.link, &self.transports, self.tun.as_ref(), now);
+        let Some(control) = self.control.as_mut() else {
+            return;
+        };
+        let status = || {
+            LinkStatus::collect(
+                &self.info,
+                &self.link,
+                &self.transports,
+                self.tun.as_ref(),
+                now,
+            )
+        };
         control.serve(status);
     }
 
@@ -161,7 +204,11 @@ impl Driver {
         }
         for t in &self.transports {
             if let Some((fd, write)) = t.interest() {
-                let flags = if write { PollFlags::POLLIN | PollFlags::POLLOUT } else { PollFlags::POLLIN };
+                let flags = if write {
+                    PollFlags::POLLIN | PollFlags::POLLOUT
+                } else {
+                    PollFlags::POLLIN
+                };
                 fds.push(PollFd::new(fd, flags));
             }
         }
@@ -173,14 +220,20 @@ impl Driver {
             Ok(_) | Err(nix::errno::Errno::EINTR) => {}
             Err(e) => return Err(e.into()),
         }
-        Ok(fds[0].revents().is_some_and(|r| r.contains(PollFlags::POLLIN)))
+        Ok(fds[0]
+            .revents()
+            .is_some_and(|r| r.contains(PollFlags::POLLIN)))
     }
 
     /// The earliest deadline. Link deadlines already due mean work waits for transport
     /// capacity, which a descriptor will announce; they count as one tick away.
     fn next_deadline(&self, now: Duration) -> Option<Duration> {
         let link = self.link.poll_timeout().map(|t| t.max(now + IDLE_TICK));
-        let transports = self.transports.iter().filter_map(|t| t.deadline()).map(|t| t.max(now));
+        let transports = self
+            .transports
+            .iter()
+            .filter_map(|t| t.deadline())
+            .map(|t| t.max(now));
         link.into_iter().chain(transports).min()
     }
 }
@@ -191,4 +244,3 @@ fn describe(cause: &DownCause) -> String {
         DownCause::TransportError => "transport errors".to_owned(),
     }
 }
-

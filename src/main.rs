@@ -76,7 +76,13 @@ fn main() -> ExitCode {
         Command::Up { config } => fcvpn::daemon::up(&config).map_err(|e| e.to_string()),
         Command::Show { name, json } => show(name.as_deref(), json),
         Command::Check { config } => check(&config),
-        Command::Fabric { socket, drop, error, delay_us, seed } => fabric(FabricOptions {
+        Command::Fabric {
+            socket,
+            drop,
+            error,
+            delay_us,
+            seed,
+        } => fabric(FabricOptions {
             socket,
             drop,
             error,
@@ -96,8 +102,13 @@ fn main() -> ExitCode {
 
 /// Logs to standard error; `FCVPN_LOG` (e.g. `debug`) sets the level, `info` by default.
 fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("FCVPN_LOG").unwrap_or_else(|_| "info".into());
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_env("FCVPN_LOG").unwrap_or_else(|_| "info".into());
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
 }
 
 fn genkey() -> Result<(), String> {
@@ -115,12 +126,19 @@ fn pubkey() -> Result<(), String> {
         .read_to_string(&mut text)
         .map_err(|e| format!("reading the private key from standard input: {e}"))?;
     let key = PrivateKey::from_base64(&text).map_err(|e| format!("standard input: {e}"))?;
-    writeln!(std::io::stdout(), "{}", key.public_key().to_base64()).map_err(|e| format!("writing the key: {e}"))
+    writeln!(std::io::stdout(), "{}", key.public_key().to_base64())
+        .map_err(|e| format!("writing the key: {e}"))
 }
 
 fn check(path: &std::path::Path) -> Result<(), String> {
     let cfg = Config::load(path).map_err(|e| e.to_string())?;
-    println!("{}: ok: link {} ({:?} over {:?})", path.display(), cfg.interface.name, cfg.fc.role, cfg.fc.backend);
+    println!(
+        "{}: ok: link {} ({:?} over {:?})",
+        path.display(),
+        cfg.interface.name,
+        cfg.fc.role,
+        cfg.fc.backend
+    );
     Ok(())
 }
 
@@ -133,14 +151,19 @@ fn show(name: Option<&str>, json: bool) -> Result<(), String> {
     for path in sockets {
         match control::query(&path) {
             Ok(status) if json => {
-                println!("{}", serde_json::to_string(&status).map_err(|e| e.to_string())?);
+                println!(
+                    "{}",
+                    serde_json::to_string(&status).map_err(|e| e.to_string())?
+                );
                 shown += 1;
             }
             Ok(status) => {
                 print!("{}", status.render());
                 shown += 1;
             }
-            Err(e) if name.is_some() => return Err(format!("{}: {e} (is the link up?)", path.display())),
+            Err(e) if name.is_some() => {
+                return Err(format!("{}: {e} (is the link up?)", path.display()));
+            }
             Err(_) => {} // Not a link's socket, or a stale one.
         }
     }
@@ -153,7 +176,8 @@ fn show(name: Option<&str>, json: bool) -> Result<(), String> {
 fn fabric(opts: FabricOptions) -> Result<(), String> {
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(sig, Arc::clone(&stop)).map_err(|e| format!("signal setup: {e}"))?;
+        signal_hook::flag::register(sig, Arc::clone(&stop))
+            .map_err(|e| format!("signal setup: {e}"))?;
     }
     let stats = fcvpn::fabric::run(opts, &stop).map_err(|e| e.to_string())?;
     eprintln!("fcvpn fabric: stopped: {stats:?}");

@@ -109,7 +109,13 @@ pub struct LinkStatus {
 
 impl LinkStatus {
     /// Collects the status at `now`.
-    pub fn collect(info: &StaticInfo, link: &Link, transports: &[Box<dyn Transport>], tun: &dyn Tun, now: Duration) -> Self {
+    pub fn collect(
+        info: &StaticInfo,
+        link: &Link,
+        transports: &[Box<dyn Transport>],
+        tun: &dyn Tun,
+        now: Duration,
+    ) -> Self {
         let s = link.stats(now);
         let paths = s
             .paths
@@ -126,7 +132,10 @@ impl LinkStatus {
                 retransmits: p.counters.retransmits,
             })
             .collect();
-        let scsi = transports.iter().find(|t| t.path() == FC_PATH).map(|t| t.counters());
+        let scsi = transports
+            .iter()
+            .find(|t| t.path() == FC_PATH)
+            .map(|t| t.counters());
         LinkStatus {
             info: info.clone(),
             handshake_age_s: link.handshake_age(now).map(|d| d.as_secs_f64()),
@@ -155,10 +164,16 @@ impl LinkStatus {
     pub fn render(&self) -> String {
         let mut o = String::new();
         let i = &self.info;
-        let _ = writeln!(o, "link {} ({} {}, {} backend)", i.name, i.role, i.mode, i.backend);
+        let _ = writeln!(
+            o,
+            "link {} ({} {}, {} backend)",
+            i.name, i.role, i.mode, i.backend
+        );
         let _ = writeln!(o, "  public key: {}", i.public_key);
         let _ = writeln!(o, "  peer: {}", i.peer_public_key);
-        let hs = self.handshake_age_s.map_or("none".to_owned(), |a| format!("{a:.1} s ago"));
+        let hs = self
+            .handshake_age_s
+            .map_or("none".to_owned(), |a| format!("{a:.1} s ago"));
         let _ = writeln!(o, "  latest handshake: {hs}");
         let active = self.active_path.as_deref().unwrap_or("none");
         let carrier = if self.carrier { "on" } else { "off" };
@@ -208,7 +223,11 @@ fn bytes(n: u64) -> String {
         v /= 1024.0;
         u += 1;
     }
-    if u == 0 { format!("{n} B") } else { format!("{v:.1} {}", UNITS[u]) }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
 }
 
 #[cfg(test)]

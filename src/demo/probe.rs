@@ -40,18 +40,28 @@ impl Throughput {
 
 /// `count` UDP echoes from namespace 0 to `to` (in namespace 1).
 pub fn ping(ns: &[NetNs; 2], to: &str, count: usize) -> io::Result<Rtt> {
-    let addr: SocketAddr = format!("{to}:{ECHO_PORT}").parse().map_err(io::Error::other)?;
+    let addr: SocketAddr = format!("{to}:{ECHO_PORT}")
+        .parse()
+        .map_err(io::Error::other)?;
     let (ready_tx, ready_rx) = mpsc::channel();
     std::thread::scope(|s| {
         let server = s.spawn(|| ns[1].run(|| echo_server(addr, count, ready_tx)));
-        ready_rx.recv_timeout(Duration::from_secs(5)).map_err(io::Error::other)??;
+        ready_rx
+            .recv_timeout(Duration::from_secs(5))
+            .map_err(io::Error::other)??;
         let samples = ns[0].run(|| echo_client(addr, count))??;
-        server.join().map_err(|_| io::Error::other("echo server panicked"))???;
+        server
+            .join()
+            .map_err(|_| io::Error::other("echo server panicked"))???;
         Ok(summarize(samples))
     })
 }
 
-fn echo_server(addr: SocketAddr, count: usize, ready: mpsc::Sender<io::Result<()>>) -> io::Result<()> {
+fn echo_server(
+    addr: SocketAddr,
+    count: usize,
+    ready: mpsc::Sender<io::Result<()>>,
+) -> io::Result<()> {
     let sock = match UdpSocket::bind(addr) {
         Ok(s) => s,
         Err(e) => {
@@ -87,19 +97,38 @@ fn echo_client(addr: SocketAddr, count: usize) -> io::Result<Vec<Duration>> {
 
 fn summarize(mut s: Vec<Duration>) -> Rtt {
     s.sort();
-    let at = |q: f64| s.get(((s.len() as f64 - 1.0) * q) as usize).map_or(0, |d| d.as_micros() as u64);
-    Rtt { count: s.len(), min_us: at(0.0), median_us: at(0.5), p99_us: at(0.99) }
+    let at = |q: f64| {
+        s.get(((s.len() as f64 - 1.0) * q) as usize)
+            .map_or(0, |d| d.as_micros() as u64)
+    };
+    Rtt {
+        count: s.len(),
+        min_us: at(0.0),
+        median_us: at(0.5),
+        p99_us: at(0.99),
+    }
 }
 
 /// A TCP stream from namespace `from` to `to` (in the other namespace) for `secs`.
-pub fn throughput(ns: &[NetNs; 2], from: usize, to: &str, secs: Duration) -> io::Result<Throughput> {
-    let addr: SocketAddr = format!("{to}:{BULK_PORT}").parse().map_err(io::Error::other)?;
+pub fn throughput(
+    ns: &[NetNs; 2],
+    from: usize,
+    to: &str,
+    secs: Duration,
+) -> io::Result<Throughput> {
+    let addr: SocketAddr = format!("{to}:{BULK_PORT}")
+        .parse()
+        .map_err(io::Error::other)?;
     let (ready_tx, ready_rx) = mpsc::channel();
     std::thread::scope(|s| {
         let server = s.spawn(|| ns[1 - from].run(|| sink(addr, ready_tx)));
-        ready_rx.recv_timeout(Duration::from_secs(5)).map_err(io::Error::other)??;
+        ready_rx
+            .recv_timeout(Duration::from_secs(5))
+            .map_err(io::Error::other)??;
         ns[from].run(|| source(addr, secs))??;
-        server.join().map_err(|_| io::Error::other("sink panicked"))??
+        server
+            .join()
+            .map_err(|_| io::Error::other("sink panicked"))??
     })
 }
 

@@ -36,7 +36,11 @@ mod tests {
         assert_eq!(buf, b"abhel");
         assert_eq!(read_to_spare(r.as_fd(), &mut buf, 100).unwrap(), 2);
         assert_eq!(buf, b"abhello");
-        nix::fcntl::fcntl(r.as_fd(), nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK)).unwrap();
+        nix::fcntl::fcntl(
+            r.as_fd(),
+            nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+        )
+        .unwrap();
         let err = read_to_spare(r.as_fd(), &mut buf, 10).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
     }

@@ -2,5 +2,5 @@
 //! and SG_IO). Every `unsafe` block carries a `// SAFETY:` comment; struct layouts that cross
 //! into the kernel are checked by tests (size and offsets).
 
-pub mod tun;
 pub mod io;
+pub mod tun;

@@ -35,7 +35,7 @@ mod tests {
         let iow = |nr: u64| (1u64 << 30) | (4 << 16) | (u64::from(b'T') << 8) | nr;
         assert_eq!(iow(203), 0x400454cb, "TUNSETPERSIST");
         assert_eq!(iow(226), 0x400454e2, "TUNSETCARRIER");
-        assert_eq!(nix::request_code_write!(b'T', 203, 4) as u64, iow(203));
-        assert_eq!(nix::request_code_write!(b'T', 226, 4) as u64, iow(226));
+        assert_eq!(nix::request_code_write!(b'T', 203, 4), iow(203));
+        assert_eq!(nix::request_code_write!(b'T', 226, 4), iow(226));
     }
 }

@@ -61,7 +61,15 @@ pub trait InitiatorBackend {
     fn wants_write(&self) -> bool;
     /// Starts a command. For [`Direction::Out`], `buffer[..len]` is the data-out; for
     /// [`Direction::In`], up to `len` bytes are read into `buffer`. On error the buffer comes back.
-    fn submit(&mut self, tag: u64, cdb: &[u8], dir: Direction, buffer: Vec<u8>, len: usize, timeout: Duration) -> Result<(), (Vec<u8>, BackendError)>;
+    fn submit(
+        &mut self,
+        tag: u64,
+        cdb: &[u8],
+        dir: Direction,
+        buffer: Vec<u8>,
+        len: usize,
+        timeout: Duration,
+    ) -> Result<(), (Vec<u8>, BackendError)>;
     /// Aborts command `tag`; returns its buffer if the backend still held it.
     fn abort(&mut self, tag: u64) -> Result<Option<Vec<u8>>, BackendError>;
     /// The next finished command, or `None`.
@@ -147,7 +155,13 @@ impl<B: InitiatorBackend> InitiatorPort<B> {
         }
     }
 
-    fn on_completion(&mut self, now: Duration, c: Completion, link: &mut Link, deliver: &mut dyn FnMut(&[u8])) {
+    fn on_completion(
+        &mut self,
+        now: Duration,
+        c: Completion,
+        link: &mut Link,
+        deliver: &mut dyn FnMut(&[u8]),
+    ) {
         let Some(o) = self.outstanding.remove(&c.tag) else {
             return; // Finished after we gave up on it.
         };
@@ -187,7 +201,9 @@ impl<B: InitiatorBackend> InitiatorPort<B> {
     fn on_failure(&mut self, now: Duration, dir: Direction, link: &mut Link) {
         self.streak += 1;
         if dir == Direction::In {
-            let backoff = READ_BACKOFF.saturating_mul(1 << self.streak.min(6)).min(READ_BACKOFF_MAX);
+            let backoff = READ_BACKOFF
+                .saturating_mul(1 << self.streak.min(6))
+                .min(READ_BACKOFF_MAX);
             self.reads_after = now + backoff;
         }
         if self.streak >= FAILURE_STREAK {
@@ -200,9 +216,16 @@ impl<B: InitiatorBackend> InitiatorPort<B> {
         if self.backend.enforces_timeouts() {
             return Ok(());
         }
-        let late: Vec<u64> = self.outstanding.iter().filter(|(_, o)| now >= o.deadline).map(|(t, _)| *t).collect();
+        let late: Vec<u64> = self
+            .outstanding
+            .iter()
+            .filter(|(_, o)| now >= o.deadline)
+            .map(|(t, _)| *t)
+            .collect();
         for tag in late {
-            let Some(o) = self.outstanding.remove(&tag) else { continue };
+            let Some(o) = self.outstanding.remove(&tag) else {
+                continue;
+            };
             self.counters.timeouts += 1;
             let buffer = self.backend.abort(tag)?.unwrap_or_default();
             self.give_back(o.dir, buffer);
@@ -211,10 +234,20 @@ impl<B: InitiatorBackend> InitiatorPort<B> {
         Ok(())
     }
 
-    fn submit(&mut self, now: Duration, cdb: &[u8], dir: Direction, buffer: Vec<u8>, len: usize) -> Result<(), BackendError> {
+    fn submit(
+        &mut self,
+        now: Duration,
+        cdb: &[u8],
+        dir: Direction,
+        buffer: Vec<u8>,
+        len: usize,
+    ) -> Result<(), BackendError> {
         let tag = self.next_tag;
         self.next_tag += 1;
-        match self.backend.submit(tag, cdb, dir, buffer, len, self.settings.command_timeout) {
+        match self
+            .backend
+            .submit(tag, cdb, dir, buffer, len, self.settings.command_timeout)
+        {
             Ok(()) => {
                 self.counters.commands += 1;
                 let deadline = now + self.settings.command_timeout;
@@ -255,7 +288,12 @@ impl<B: InitiatorBackend> InitiatorPort<B> {
         Ok(())
     }
 
-    fn pump(&mut self, now: Duration, link: &mut Link, deliver: &mut dyn FnMut(&[u8])) -> Result<(), BackendError> {
+    fn pump(
+        &mut self,
+        now: Duration,
+        link: &mut Link,
+        deliver: &mut dyn FnMut(&[u8]),
+    ) -> Result<(), BackendError> {
         while let Some(c) = self.backend.next_completion()? {
             self.on_completion(now, c, link, deliver);
         }
@@ -271,7 +309,8 @@ impl<B: InitiatorBackend> InitiatorPort<B> {
             self.counters.disconnects += 1;
             self.was_connected = false;
         }
-        let lost: Vec<(u64, Direction)> = self.outstanding.drain().map(|(t, o)| (t, o.dir)).collect();
+        let lost: Vec<(u64, Direction)> =
+            self.outstanding.drain().map(|(t, o)| (t, o.dir)).collect();
         for (_, dir) in lost {
             self.give_back(dir, Vec::new());
         }

@@ -29,7 +29,8 @@ struct Port {
 
 impl Port {
     fn connect(&mut self) -> Result<(), BackendError> {
-        let conn = PortConnection::connect(&self.socket, self.role, self.wwpn, LOGIN_TIMEOUT).map_err(lost)?;
+        let conn = PortConnection::connect(&self.socket, self.role, self.wwpn, LOGIN_TIMEOUT)
+            .map_err(lost)?;
         self.conn = Some(conn);
         Ok(())
     }
@@ -39,7 +40,10 @@ impl Port {
     }
 
     /// Runs `f` on the connection; an error drops the connection.
-    fn with<T>(&mut self, f: impl FnOnce(&mut PortConnection) -> Result<T, fabric::FabricError>) -> Result<T, BackendError> {
+    fn with<T>(
+        &mut self,
+        f: impl FnOnce(&mut PortConnection) -> Result<T, fabric::FabricError>,
+    ) -> Result<T, BackendError> {
         let r = f(self.conn()?);
         r.map_err(|e| {
             self.conn = None;
@@ -60,8 +64,17 @@ impl SimTarget {
     /// A target port `wwpn` on the fabric at `socket`; it logs in when first driven (and again
     /// whenever the fabric comes back).
     pub fn new(socket: PathBuf, wwpn: u64) -> Self {
-        let port = Port { socket, role: Role::Target, wwpn, conn: None };
-        Self { port, tasks: HashMap::new(), next_id: 1 }
+        let port = Port {
+            socket,
+            role: Role::Target,
+            wwpn,
+            conn: None,
+        };
+        Self {
+            port,
+            tasks: HashMap::new(),
+            next_id: 1,
+        }
     }
 }
 
@@ -76,7 +89,9 @@ impl TargetBackend for SimTarget {
 
     fn next_event(&mut self) -> Result<Option<TargetEvent>, BackendError> {
         loop {
-            let Some(msg) = self.port.with(|c| c.recv())? else { return Ok(None) };
+            let Some(msg) = self.port.with(|c| c.recv())? else {
+                return Ok(None);
+            };
             match msg {
                 Message::Command(cmd) => {
                     let id = self.next_id;
@@ -90,7 +105,11 @@ impl TargetBackend for SimTarget {
                     })));
                 }
                 Message::Abort { task, initiator } => {
-                    let found = self.tasks.iter().find(|(_, v)| **v == (task, initiator)).map(|(k, _)| *k);
+                    let found = self
+                        .tasks
+                        .iter()
+                        .find(|(_, v)| **v == (task, initiator))
+                        .map(|(k, _)| *k);
                     if let Some(id) = found {
                         self.tasks.remove(&id);
                         return Ok(Some(TargetEvent::Abort(id)));
@@ -101,8 +120,16 @@ impl TargetBackend for SimTarget {
         }
     }
 
-    fn complete(&mut self, id: u64, status: u8, sense: &[u8], data_in: &[u8]) -> Result<(), BackendError> {
-        let Some((task, initiator)) = self.tasks.remove(&id) else { return Ok(()) };
+    fn complete(
+        &mut self,
+        id: u64,
+        status: u8,
+        sense: &[u8],
+        data_in: &[u8],
+    ) -> Result<(), BackendError> {
+        let Some((task, initiator)) = self.tasks.remove(&id) else {
+            return Ok(());
+        };
         let msg = Message::Completion(fabric::Completion {
             task,
             initiator,
@@ -139,8 +166,16 @@ impl SimInitiator {
     /// An initiator port `wwpn` on the fabric at `socket`; it logs in when first driven (and
     /// again whenever the fabric comes back).
     pub fn new(socket: PathBuf, wwpn: u64) -> Self {
-        let port = Port { socket, role: Role::Initiator, wwpn, conn: None };
-        Self { port, buffers: HashMap::new() }
+        let port = Port {
+            socket,
+            role: Role::Initiator,
+            wwpn,
+            conn: None,
+        };
+        Self {
+            port,
+            buffers: HashMap::new(),
+        }
     }
 }
 
@@ -153,12 +188,27 @@ impl InitiatorBackend for SimInitiator {
         self.port.conn.as_ref().is_some_and(|c| c.wants_write())
     }
 
-    fn submit(&mut self, tag: u64, cdb: &[u8], dir: Direction, buffer: Vec<u8>, len: usize, _timeout: Duration) -> Result<(), (Vec<u8>, BackendError)> {
+    fn submit(
+        &mut self,
+        tag: u64,
+        cdb: &[u8],
+        dir: Direction,
+        buffer: Vec<u8>,
+        len: usize,
+        _timeout: Duration,
+    ) -> Result<(), (Vec<u8>, BackendError)> {
         let (direction, data_out, data_in_len) = match dir {
             Direction::Out => (fabric::Direction::Write, buffer[..len].to_vec(), 0),
             Direction::In => (fabric::Direction::Read, Vec::new(), len as u32),
         };
-        let msg = Message::Command(fabric::Command { task: tag, initiator: 0, direction, cdb: cdb.to_vec(), data_in_len, data_out });
+        let msg = Message::Command(fabric::Command {
+            task: tag,
+            initiator: 0,
+            direction,
+            cdb: cdb.to_vec(),
+            data_in_len,
+            data_out,
+        });
         match self.port.with(|c| c.send(&msg)) {
             Ok(()) => {
                 self.buffers.insert(tag, buffer);
@@ -170,27 +220,47 @@ impl InitiatorBackend for SimInitiator {
 
     fn abort(&mut self, tag: u64) -> Result<Option<Vec<u8>>, BackendError> {
         let buffer = self.buffers.remove(&tag);
-        self.port.with(|c| c.send(&Message::Abort { task: tag, initiator: 0 }))?;
+        self.port.with(|c| {
+            c.send(&Message::Abort {
+                task: tag,
+                initiator: 0,
+            })
+        })?;
         Ok(buffer)
     }
 
     fn next_completion(&mut self) -> Result<Option<Completion>, BackendError> {
         loop {
-            let Some(msg) = self.port.with(|c| c.recv())? else { return Ok(None) };
-            let Message::Completion(c) = msg else { continue };
-            let Some(mut buffer) = self.buffers.remove(&c.task) else { continue };
+            let Some(msg) = self.port.with(|c| c.recv())? else {
+                return Ok(None);
+            };
+            let Message::Completion(c) = msg else {
+                continue;
+            };
+            let Some(mut buffer) = self.buffers.remove(&c.task) else {
+                continue;
+            };
             let outcome = match c.transport {
                 fabric::TransportStatus::Delivered if c.status == crate::scsi::status::GOOD => {
                     let n = c.data_in.len().min(buffer.len());
                     buffer[..n].copy_from_slice(&c.data_in[..n]);
                     Outcome::Good { len: n }
                 }
-                fabric::TransportStatus::Delivered => Outcome::Status { status: c.status, sense: c.sense },
+                fabric::TransportStatus::Delivered => Outcome::Status {
+                    status: c.status,
+                    sense: c.sense,
+                },
                 fabric::TransportStatus::Error => Outcome::Failed("fabric error"),
-                fabric::TransportStatus::NoConnection => Outcome::Failed("no connection to the target"),
+                fabric::TransportStatus::NoConnection => {
+                    Outcome::Failed("no connection to the target")
+                }
                 fabric::TransportStatus::Aborted => Outcome::Failed("aborted"),
             };
-            return Ok(Some(Completion { tag: c.task, buffer, outcome }));
+            return Ok(Some(Completion {
+                tag: c.task,
+                buffer,
+                outcome,
+            }));
         }
     }
 

@@ -44,7 +44,13 @@ pub trait TargetBackend {
     /// The next event, or `None` if nothing is waiting.
     fn next_event(&mut self) -> Result<Option<TargetEvent>, BackendError>;
     /// Completes command `id` with a SAM status, sense (for CHECK CONDITION) and data-in.
-    fn complete(&mut self, id: u64, status: u8, sense: &[u8], data_in: &[u8]) -> Result<(), BackendError>;
+    fn complete(
+        &mut self,
+        id: u64,
+        status: u8,
+        sense: &[u8],
+        data_in: &[u8],
+    ) -> Result<(), BackendError>;
     /// Pushes queued output.
     fn flush(&mut self) -> Result<(), BackendError>;
     /// Whether the backend is usable.
@@ -106,14 +112,24 @@ impl<B: TargetBackend> TargetPort<B> {
         &self.device
     }
 
-    fn on_command(&mut self, now: Duration, mut cmd: TargetCommand, link: &mut Link, deliver: &mut dyn FnMut(&[u8])) -> Result<(), BackendError> {
+    fn on_command(
+        &mut self,
+        now: Duration,
+        mut cmd: TargetCommand,
+        link: &mut Link,
+        deliver: &mut dyn FnMut(&[u8]),
+    ) -> Result<(), BackendError> {
         self.counters.commands += 1;
-        match self.device.dispatch(&cmd.cdb, &cmd.data_out, cmd.data_in_len) {
+        match self
+            .device
+            .dispatch(&cmd.cdb, &cmd.data_out, cmd.data_in_len)
+        {
             Dispatch::Complete(r) => {
                 if r.status == status::CHECK_CONDITION {
                     self.counters.check_conditions += 1;
                 }
-                self.backend.complete(cmd.id, r.status, &r.sense, &r.data_in)
+                self.backend
+                    .complete(cmd.id, r.status, &r.sense, &r.data_in)
             }
             Dispatch::Send { .. } => {
                 self.counters.batches_in += 1;
@@ -124,7 +140,11 @@ impl<B: TargetBackend> TargetPort<B> {
                 if self.parked.len() >= MAX_PARKED {
                     return self.answer_idle(cmd.id);
                 }
-                self.parked.push_back(Parked { id: cmd.id, max_len, arrived: now });
+                self.parked.push_back(Parked {
+                    id: cmd.id,
+                    max_len,
+                    arrived: now,
+                });
                 Ok(())
             }
         }
@@ -134,20 +154,27 @@ impl<B: TargetBackend> TargetPort<B> {
     fn answer_parked(&mut self, now: Duration, link: &mut Link) -> Result<(), BackendError> {
         while let Some(p) = self.parked.front() {
             let max = p.max_len.min(self.buf.len());
-            let Some(n) = link.poll_transmit(now, FC_PATH, &mut self.buf[..max]) else { break };
+            let Some(n) = link.poll_transmit(now, FC_PATH, &mut self.buf[..max]) else {
+                break;
+            };
             let id = p.id;
             self.parked.pop_front();
             let padded = block_round(n).min(max);
             self.buf[n..padded].fill(0);
             self.counters.batches_out += 1;
-            self.backend.complete(id, status::GOOD, &[], &self.buf[..padded])?;
+            self.backend
+                .complete(id, status::GOOD, &[], &self.buf[..padded])?;
         }
         Ok(())
     }
 
     /// Answers READs parked for the hold time with IDLE.
     fn expire_parked(&mut self, now: Duration) -> Result<(), BackendError> {
-        while self.parked.front().is_some_and(|p| now >= p.arrived + self.settings.read_hold) {
+        while self
+            .parked
+            .front()
+            .is_some_and(|p| now >= p.arrived + self.settings.read_hold)
+        {
             if let Some(p) = self.parked.pop_front() {
                 self.counters.idle_answers += 1;
                 self.answer_idle(p.id)?;
@@ -162,7 +189,12 @@ impl<B: TargetBackend> TargetPort<B> {
         self.backend.complete(id, status::GOOD, &[], &block)
     }
 
-    fn pump(&mut self, now: Duration, link: &mut Link, deliver: &mut dyn FnMut(&[u8])) -> Result<(), BackendError> {
+    fn pump(
+        &mut self,
+        now: Duration,
+        link: &mut Link,
+        deliver: &mut dyn FnMut(&[u8]),
+    ) -> Result<(), BackendError> {
         while let Some(event) = self.backend.next_event()? {
             match event {
                 TargetEvent::Command(cmd) => self.on_command(now, cmd, link, deliver)?,
@@ -218,7 +250,9 @@ impl<B: TargetBackend> Transport for TargetPort<B> {
         if !self.backend.is_connected() {
             return Some(self.next_reconnect);
         }
-        self.parked.front().map(|p| p.arrived + self.settings.read_hold)
+        self.parked
+            .front()
+            .map(|p| p.arrived + self.settings.read_hold)
     }
 
     fn counters(&self) -> TransportCounters {

@@ -40,7 +40,9 @@ impl LinuxTun {
     /// sets MTU, addresses and state. The device is marked persistent until
     /// [`LinuxTun::remove`].
     pub fn open(s: &TunSettings) -> io::Result<Self> {
-        let reattached = std::path::Path::new("/sys/class/net").join(&s.name).exists();
+        let reattached = std::path::Path::new("/sys/class/net")
+            .join(&s.name)
+            .exists();
         let layer = if s.tap { Layer::L2 } else { Layer::L3 };
         let dev = DeviceBuilder::new()
             .name(&s.name)
@@ -50,7 +52,12 @@ impl LinuxTun {
             .build_sync()?;
         dev.persist()?;
         dev.set_nonblocking(true)?;
-        let tun = Self { dev, name: s.name.clone(), dropped: 0, reattached };
+        let tun = Self {
+            dev,
+            name: s.name.clone(),
+            dropped: 0,
+            reattached,
+        };
         for &(addr, prefix) in &s.addresses {
             tun.add_address(addr, prefix)?;
         }
@@ -66,7 +73,12 @@ impl LinuxTun {
             IpAddr::V6(a) => self.dev.add_address_v6(a, prefix),
         };
         match r {
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists || e.raw_os_error() == Some(nix::libc::EEXIST) => Ok(()),
+            Err(e)
+                if e.kind() == io::ErrorKind::AlreadyExists
+                    || e.raw_os_error() == Some(nix::libc::EEXIST) =>
+            {
+                Ok(())
+            }
             other => other,
         }
     }
@@ -75,7 +87,6 @@ impl LinuxTun {
     pub fn name(&self) -> &str {
         &self.name
     }
-
 }
 
 impl Tun for LinuxTun {

@@ -19,7 +19,9 @@ pub struct MemoryTun {
 
 impl Tun for MemoryTun {
     fn recv(&mut self, buf: &mut Vec<u8>, max: usize) -> io::Result<Option<usize>> {
-        let Some(p) = self.inbound.pop_front() else { return Ok(None) };
+        let Some(p) = self.inbound.pop_front() else {
+            return Ok(None);
+        };
         let n = p.len().min(max);
         buf.extend_from_slice(&p[..n]);
         Ok(Some(n))
