@@ -2,7 +2,7 @@
 //! each, then a handshake, a ping and a throughput run measured by fcvpn itself. It needs root
 //! and nothing but the fcvpn binary, and leaves nothing behind.
 
-mod netns;
+pub mod netns;
 mod probe;
 
 use std::path::{Path, PathBuf};

@@ -69,7 +69,12 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
+    // The demo prints its own report; its in-process fabric logs only warnings.
+    init_logging(if matches!(cli.command, Command::Demo) {
+        "warn"
+    } else {
+        "info"
+    });
     let result = match cli.command {
         Command::Genkey => genkey(),
         Command::Pubkey => pubkey(),

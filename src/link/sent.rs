@@ -457,7 +457,28 @@ impl SendBuffer {
         self.lost.push_back(self.base + i as u64);
     }
 
-    /// The oldest time a frame in flight on `path` was sent, if any (for the probe timer).
+    /// Declares lost the `n` oldest frames in flight on `path` (the probe a probe timeout
+    /// sends). Returns how many.
+    pub fn requeue_oldest(&mut self, path: u8, n: usize) -> u64 {
+        let mut done = 0;
+        for i in 0..self.frames.len() {
+            if done == n {
+                break;
+            }
+            if matches!(self.frames[i].state, State::InFlight(tx) if tx.path == path) {
+                self.requeue(i);
+                done += 1;
+            }
+        }
+        done as u64
+    }
+
+    /// Whether any frame is in flight on `path`.
+    pub fn has_in_flight(&self, path: u8) -> bool {
+        self.in_flight > 0 && self.oldest_in_flight(path).is_some()
+    }
+
+    /// The oldest time a frame in flight on `path` was sent, if any.
     pub fn oldest_in_flight(&self, path: u8) -> Option<Duration> {
         self.frames.iter().find_map(|f| match f.state {
             State::InFlight(tx) if tx.path == path => Some(tx.sent),

@@ -53,23 +53,31 @@ impl Link {
         t
     }
 
-    /// The probe timeout of path index `i`: its oldest frame in flight plus the PTO, doubled
-    /// per consecutive timeout and capped at `max_pto`.
+    /// The probe timeout of path index `i` (RFC 9002 6.2): the last ack-eliciting batch sent
+    /// there plus the PTO, doubled per consecutive timeout and capped at `max_pto`; only while
+    /// frames are in flight there.
     fn pto_deadline(&self, i: usize) -> Option<Duration> {
         let p = &self.paths[i];
-        let oldest = self.send.oldest_in_flight(i as u8)?;
+        if !self.send.has_in_flight(i as u8) {
+            return None;
+        }
+        let last = p.last_eliciting?;
         let base = p.rtt.pto(self.cfg.max_ack_delay);
         let backed_off = base.saturating_mul(1 << p.pto_count.min(16));
-        Some(oldest + backed_off.min(self.cfg.max_pto))
+        Some(last + backed_off.min(self.cfg.max_pto))
     }
 
-    /// Nothing was acknowledged on path `i` for a probe timeout: its frames in flight are
-    /// declared lost and resent, and the next timeout backs off.
+    /// Nothing was acknowledged on path `i` for a probe timeout: its two oldest frames in
+    /// flight are sent again as a probe (an acknowledgement of the probe then lets loss
+    /// detection find the rest), and the next timeout backs off.
     fn on_pto(&mut self, now: Duration, i: usize) {
-        let lost = self.send.requeue_path(i as u8, now);
+        const PROBE_FRAMES: usize = 2;
+        let lost = self.send.requeue_oldest(i as u8, PROBE_FRAMES);
         let p = &mut self.paths[i];
         p.counters.retransmits += lost;
         p.pto_count = p.pto_count.saturating_add(1);
+        // The probe's transmission re-arms the timer; until it leaves, do not fire again.
+        p.last_eliciting = Some(now);
     }
 
     fn skip_deadline(&self) -> Option<Duration> {
