@@ -105,10 +105,10 @@ fn main() -> ExitCode {
     }
 }
 
-/// Logs to standard error; `FCVPN_LOG` (e.g. `debug`) sets the level, `info` by default.
-fn init_logging() {
+/// Logs to standard error; `FCVPN_LOG` (e.g. `debug`) sets the level, `default` otherwise.
+fn init_logging(default: &str) {
     let filter =
-        tracing_subscriber::EnvFilter::try_from_env("FCVPN_LOG").unwrap_or_else(|_| "info".into());
+        tracing_subscriber::EnvFilter::try_from_env("FCVPN_LOG").unwrap_or_else(|_| default.into());
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
