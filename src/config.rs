@@ -190,6 +190,36 @@ pub enum Backend {
         /// The fabric's socket; its existence is checked when the link comes up.
         fabric: PathBuf,
     },
+    /// Target end: LIO with a TCMU user backstore, exported on a fabric module.
+    Tcmu {
+        /// The LIO fabric module the target port lives on.
+        fabric_module: FabricModule,
+        /// Initiator port names admitted by the ACL (for loopback, the first is the nexus).
+        allowed_initiators: Vec<u64>,
+    },
+    /// Initiator end: SG_IO on a `/dev/sgN`.
+    Sg {
+        /// Which device.
+        device: SgDevice,
+    },
+}
+
+/// LIO fabric modules fcvpn configures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FabricModule {
+    /// `tcm_loop`: a local SCSI host (tests, and a VM without HBAs).
+    Loopback,
+    /// `tcm_qla2xxx`: QLogic HBAs in target mode.
+    Qla2xxx,
+}
+
+/// How the initiator finds its SCSI generic device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SgDevice {
+    /// Scan `/dev/sg*` for the fcvpn device of the configured peer (INQUIRY and VPD 83h).
+    Auto,
+    /// This device node.
+    Path(PathBuf),
 }
 
 impl Config {
@@ -404,25 +434,7 @@ impl Build<'_> {
             .choice(&raw.role, "fc.role", &roles)?
             .ok_or_else(|| missing("fc.role"))?;
 
-        #[derive(Clone, Copy)]
-        enum Kind {
-            Sim,
-        }
-        let kind = self
-            .choice(&raw.backend, "fc.backend", &[("sim", Kind::Sim)])?
-            .ok_or_else(|| missing("fc.backend"))?;
-        let backend = match kind {
-            Kind::Sim => {
-                let fabric = raw.fabric.as_ref().ok_or_else(|| missing("fc.fabric"))?;
-                if fabric.get_ref().is_empty() {
-                    let reason = "empty path".to_owned();
-                    return Err(self.err(Some(fabric.span()), "fc.fabric", reason));
-                }
-                Backend::Sim {
-                    fabric: self.dir.join(fabric.get_ref()),
-                }
-            }
-        };
+        let backend = self.backend(raw, role, at.clone())?;
 
         let port = match &raw.port {
             None => default_port_name(public),
@@ -442,6 +454,98 @@ impl Build<'_> {
             },
         };
         self.fc_rest(raw, role, backend, port)
+    }
+
+    /// `fc.backend` and its keys; a backend that does not suit the role is an error.
+    fn backend(
+        &self,
+        raw: &RawFc,
+        role: Role,
+        at: Option<Range<usize>>,
+    ) -> Result<Backend, ConfigError> {
+        #[derive(Clone, Copy)]
+        enum Kind {
+            Sim,
+            Tcmu,
+            Sg,
+        }
+        let missing = |key: &str| self.err(at.clone(), key, "missing".to_owned());
+        let kinds = [("sim", Kind::Sim), ("tcmu", Kind::Tcmu), ("sg", Kind::Sg)];
+        let kind = self
+            .choice(&raw.backend, "fc.backend", &kinds)?
+            .ok_or_else(|| missing("fc.backend"))?;
+        let wrong_role = |needed: &str| {
+            let span = raw.backend.as_ref().map(Spanned::span);
+            self.err(
+                span,
+                "fc.backend",
+                format!("this backend needs role = \"{needed}\""),
+            )
+        };
+        match kind {
+            Kind::Sim => {
+                let fabric = raw.fabric.as_ref().ok_or_else(|| missing("fc.fabric"))?;
+                if fabric.get_ref().is_empty() {
+                    let reason = "empty path".to_owned();
+                    return Err(self.err(Some(fabric.span()), "fc.fabric", reason));
+                }
+                Ok(Backend::Sim {
+                    fabric: self.dir.join(fabric.get_ref()),
+                })
+            }
+            Kind::Tcmu if role != Role::Target => Err(wrong_role("target")),
+            Kind::Tcmu => {
+                let modules = [
+                    ("loopback", FabricModule::Loopback),
+                    ("qla2xxx", FabricModule::Qla2xxx),
+                ];
+                let fabric_module = self
+                    .choice(&raw.fabric_module, "fc.fabric_module", &modules)?
+                    .ok_or_else(|| missing("fc.fabric_module"))?;
+                if fabric_module == FabricModule::Qla2xxx && raw.port.is_none() {
+                    return Err(missing("fc.port"));
+                }
+                let list = raw
+                    .allowed_initiators
+                    .as_ref()
+                    .ok_or_else(|| missing("fc.allowed_initiators"))?;
+                let mut allowed_initiators = Vec::new();
+                for name in list.get_ref() {
+                    let port = parse_port_name(name.get_ref()).filter(|&p| p != 0).ok_or_else(|| {
+                        let reason = format!("{:?} is not a port name (naa. and 16 hex digits, or 8 colon-separated hex pairs)", name.get_ref());
+                        self.err(Some(name.span()), "fc.allowed_initiators", reason)
+                    })?;
+                    allowed_initiators.push(port);
+                }
+                if allowed_initiators.is_empty() {
+                    return Err(self.err(
+                        Some(list.span()),
+                        "fc.allowed_initiators",
+                        "at least one initiator is needed".to_owned(),
+                    ));
+                }
+                Ok(Backend::Tcmu {
+                    fabric_module,
+                    allowed_initiators,
+                })
+            }
+            Kind::Sg if role != Role::Initiator => Err(wrong_role("initiator")),
+            Kind::Sg => {
+                let device = match raw
+                    .device
+                    .as_ref()
+                    .map(|d| (d.get_ref().as_str(), d.span()))
+                {
+                    None | Some(("auto", _)) => SgDevice::Auto,
+                    Some((p, _)) if p.starts_with("/dev/") => SgDevice::Path(PathBuf::from(p)),
+                    Some((p, span)) => {
+                        let reason = format!("expected \"auto\" or a /dev/sgN path, got {p:?}");
+                        return Err(self.err(Some(span), "fc.device", reason));
+                    }
+                };
+                Ok(Backend::Sg { device })
+            }
+        }
     }
 
     /// The numeric part of `[fc]`.

@@ -44,6 +44,9 @@ pub enum UpError {
         /// The socket path.
         socket: String,
     },
+    /// The backend is not available in this build.
+    #[error("fc.backend: {0} is not available yet")]
+    Unsupported(String),
     /// Anything else, with what was being done.
     #[error("{what}: {source}")]
     Io {
@@ -82,7 +85,7 @@ pub fn up(path: &Path) -> Result<(), UpError> {
         what: "signal setup".into(),
         source: e.into(),
     })?;
-    let transport = build_transport(&cfg);
+    let transport = build_transport(&cfg)?;
     let epoch = Instant::now();
     let link = Link::new(link_config(&cfg), Box::new(OsEntropy), Duration::ZERO).map_err(|e| {
         UpError::Io {
@@ -114,19 +117,17 @@ pub fn up(path: &Path) -> Result<(), UpError> {
 
 /// Checks what the backend needs before anything is created.
 fn check_backend(cfg: &Config, path: &Path) -> Result<(), UpError> {
-    match &cfg.fc.backend {
-        Backend::Sim { fabric } => {
-            use std::os::unix::fs::FileTypeExt;
-            let is_socket = std::fs::metadata(fabric).is_ok_and(|m| m.file_type().is_socket());
-            if !is_socket {
-                return Err(UpError::NoFabric {
-                    file: path.display().to_string(),
-                    socket: fabric.display().to_string(),
-                });
-            }
-            Ok(())
+    if let Backend::Sim { fabric } = &cfg.fc.backend {
+        use std::os::unix::fs::FileTypeExt;
+        let is_socket = std::fs::metadata(fabric).is_ok_and(|m| m.file_type().is_socket());
+        if !is_socket {
+            return Err(UpError::NoFabric {
+                file: path.display().to_string(),
+                socket: fabric.display().to_string(),
+            });
         }
     }
+    Ok(())
 }
 
 fn stop_signals() -> nix::Result<SignalFd> {
@@ -171,40 +172,61 @@ fn tun_settings(cfg: &Config) -> TunSettings {
     }
 }
 
-fn build_transport(cfg: &Config) -> Box<dyn Transport> {
+fn build_transport(cfg: &Config) -> Result<Box<dyn Transport>, UpError> {
     let fc = &cfg.fc;
-    let local = cfg.interface.private_key.public_key();
-    let peer = cfg.peer.public_key;
-    let Backend::Sim { fabric } = &fc.backend;
-    let reconnect_every = Duration::from_millis(200);
-    match fc.role {
-        Role::Target => {
+    match (&fc.backend, fc.role) {
+        (Backend::Sim { fabric }, Role::Target) => {
             let backend = SimTarget::new(fabric.clone(), fc.port);
-            let device = VirtualDevice::new(
-                DeviceIdentity::from_target_public(local.as_bytes()),
-                nexus_tag(local.as_bytes(), peer.as_bytes()),
-            );
-            let settings = TargetSettings {
-                read_hold: fc.read_hold,
-                max_transfer: fc.max_transfer,
-                reconnect_every,
-            };
-            Box::new(TargetPort::new(backend, device, settings))
+            Ok(Box::new(TargetPort::new(
+                backend,
+                virtual_device(cfg),
+                target_settings(cfg),
+            )))
         }
-        Role::Initiator => {
+        (Backend::Sim { fabric }, Role::Initiator) => {
             let backend = SimInitiator::new(fabric.clone(), fc.port);
-            let settings = InitiatorSettings {
-                nexus_tag: nexus_tag(peer.as_bytes(), local.as_bytes()),
-                reads_in_flight: fc.reads_in_flight,
-                writes_in_flight: fc.writes_in_flight,
-                max_transfer: fc.max_transfer,
-                command_timeout: fc.command_timeout,
-                reconnect_every,
-            };
-            Box::new(InitiatorPort::new(backend, settings))
+            Ok(Box::new(InitiatorPort::new(
+                backend,
+                initiator_settings(cfg),
+            )))
         }
+        (other, _) => Err(UpError::Unsupported(format!("{other:?}"))),
     }
 }
+
+/// The virtual device the target end serves.
+fn virtual_device(cfg: &Config) -> VirtualDevice {
+    let local = cfg.interface.private_key.public_key();
+    let peer = cfg.peer.public_key;
+    VirtualDevice::new(
+        DeviceIdentity::from_target_public(local.as_bytes()),
+        nexus_tag(local.as_bytes(), peer.as_bytes()),
+    )
+}
+
+fn target_settings(cfg: &Config) -> TargetSettings {
+    TargetSettings {
+        read_hold: cfg.fc.read_hold,
+        max_transfer: cfg.fc.max_transfer,
+        reconnect_every: RECONNECT_EVERY,
+    }
+}
+
+fn initiator_settings(cfg: &Config) -> InitiatorSettings {
+    let fc = &cfg.fc;
+    let local = cfg.interface.private_key.public_key();
+    InitiatorSettings {
+        nexus_tag: nexus_tag(cfg.peer.public_key.as_bytes(), local.as_bytes()),
+        reads_in_flight: fc.reads_in_flight,
+        writes_in_flight: fc.writes_in_flight,
+        max_transfer: fc.max_transfer,
+        command_timeout: fc.command_timeout,
+        reconnect_every: RECONNECT_EVERY,
+    }
+}
+
+/// Pause between attempts to reach a lost fabric or device.
+const RECONNECT_EVERY: Duration = Duration::from_millis(200);
 
 fn static_info(cfg: &Config) -> StaticInfo {
     StaticInfo {
@@ -219,7 +241,12 @@ fn static_info(cfg: &Config) -> StaticInfo {
             Mode::Tap => "tap",
         }
         .to_owned(),
-        backend: "sim".to_owned(),
+        backend: match cfg.fc.backend {
+            Backend::Sim { .. } => "sim",
+            Backend::Tcmu { .. } => "tcmu",
+            Backend::Sg { .. } => "sg",
+        }
+        .to_owned(),
         peer_public_key: cfg.peer.public_key.to_base64(),
         public_key: cfg.interface.private_key.public_key().to_base64(),
     }

@@ -358,8 +358,8 @@ fn bad_fc_values() {
             "8: fc.role: expected \"target\" or \"initiator\", got \"client\"",
         ),
         (
-            edit("\"sim\"", "\"tcmu\""),
-            "9: fc.backend: expected \"sim\", got \"tcmu\"",
+            edit("\"sim\"", "\"iscsi\""),
+            "9: fc.backend: expected \"sim\", \"tcmu\" or \"sg\", got \"iscsi\"",
         ),
         (edit("\"fabric.sock\"", "\"\""), "10: fc.fabric: empty path"),
         (
@@ -736,4 +736,100 @@ fn key_file_that_is_a_directory() {
         e.reason(),
         format!("{}/k: cannot read: not a regular file", dir.0.display())
     );
+}
+
+const TCMU_TARGET: &str = r#"[interface]
+private_key = "PRIV"
+
+[peer]
+public_key = "PUB"
+
+[fc]
+role = "target"
+backend = "tcmu"
+fabric_module = "loopback"
+port = "naa.5001405fc0000001"
+allowed_initiators = ["naa.5001405fc0000002", "50:01:40:5f:c0:00:00:03"]
+"#;
+
+#[test]
+fn tcmu_and_sg_backends() {
+    let cfg = parse(TCMU_TARGET).unwrap();
+    let want = Backend::Tcmu {
+        fabric_module: FabricModule::Loopback,
+        allowed_initiators: vec![0x5001_405f_c000_0002, 0x5001_405f_c000_0003],
+    };
+    assert_eq!(cfg.fc.backend, want);
+    assert_eq!(cfg.fc.port, 0x5001_405f_c000_0001);
+    let sg = MINIMAL_TARGET
+        .replace("role = \"target\"", "role = \"initiator\"")
+        .replace(
+            "backend = \"sim\"\nfabric = \"fabric.sock\"",
+            "backend = \"sg\"",
+        );
+    assert_eq!(
+        parse(&sg).unwrap().fc.backend,
+        Backend::Sg {
+            device: SgDevice::Auto
+        }
+    );
+    let path = sg.replace(
+        "backend = \"sg\"",
+        "backend = \"sg\"\ndevice = \"/dev/sg3\"",
+    );
+    assert_eq!(
+        parse(&path).unwrap().fc.backend,
+        Backend::Sg {
+            device: SgDevice::Path("/dev/sg3".into())
+        }
+    );
+}
+
+#[test]
+fn tcmu_and_sg_errors() {
+    let qla_without_port = TCMU_TARGET
+        .replace("loopback", "qla2xxx")
+        .replace("port = \"naa.5001405fc0000001\"\n", "");
+    let sg_on_target = MINIMAL_TARGET.replace(
+        "backend = \"sim\"\nfabric = \"fabric.sock\"",
+        "backend = \"sg\"",
+    );
+    let tcmu_on_initiator = TCMU_TARGET.replace("role = \"target\"", "role = \"initiator\"");
+    let bad_device = sg_on_target
+        .replace("role = \"target\"", "role = \"initiator\"")
+        .replace("backend = \"sg\"", "backend = \"sg\"\ndevice = \"sg3\"");
+    let cases: Vec<(String, &str)> = vec![
+        (
+            TCMU_TARGET.replace("loopback", "iscsi"),
+            "etc/peer.conf:10: fc.fabric_module: expected \"loopback\" or \"qla2xxx\", got \"iscsi\"",
+        ),
+        (qla_without_port, "etc/peer.conf:7: fc.port: missing"),
+        (
+            TCMU_TARGET.replace("\"naa.5001405fc0000002\", ", "\"naa.50\", "),
+            "etc/peer.conf:12: fc.allowed_initiators:",
+        ),
+        (
+            TCMU_TARGET.replace(
+                "[\"naa.5001405fc0000002\", \"50:01:40:5f:c0:00:00:03\"]",
+                "[]",
+            ),
+            "etc/peer.conf:12: fc.allowed_initiators: at least one",
+        ),
+        (
+            sg_on_target,
+            "etc/peer.conf:9: fc.backend: this backend needs role = \"initiator\"",
+        ),
+        (
+            tcmu_on_initiator,
+            "etc/peer.conf:9: fc.backend: this backend needs role = \"target\"",
+        ),
+        (
+            bad_device,
+            "etc/peer.conf:10: fc.device: expected \"auto\" or a /dev/sgN path",
+        ),
+    ];
+    for (text, want) in cases {
+        let got = parse(&text).unwrap_err().to_string();
+        assert!(got.starts_with(want), "got {got:?}, want {want:?}");
+    }
 }
