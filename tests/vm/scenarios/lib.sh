@@ -6,10 +6,13 @@
 # wait_for SECS WHAT CMD...   run CMD until it succeeds, fail after SECS
 
 # busybox sh runs its own applets before anything on PATH (Debian's busybox-static prefers
-# applets), so iproute2's ip is called by its full path.
-ip() { /usr/local/bin/ip "$@"; }
+# applets), so iproute2's ip is called by its full path. Background commands use "$IPBIN"
+# itself, not the function: then $! is the process (ip netns exec execs it), not a subshell.
+IPBIN=${IPBIN:-/usr/local/bin/ip}
+ip() { "$IPBIN" "$@"; }
 
 W=/tmp/fcvpn-vm
+rm -rf "$W"
 mkdir -p "$W"
 chmod 700 "$W"
 T_START=$(cut -d' ' -f1 /proc/uptime)
@@ -88,7 +91,7 @@ write_conf() {
 
 # start_end NS CONF NAME: `fcvpn up CONF` in namespace NS, log in $W/NAME.log; sets LAST_PID.
 start_end() {
-    FCVPN_LOG=${FCVPN_LOG:-info} ip netns exec "$1" fcvpn up "$2" >> "$W/$3.log" 2>&1 &
+    FCVPN_LOG=${FCVPN_LOG:-info} "$IPBIN" netns exec "$1" fcvpn up "$2" >> "$W/$3.log" 2>&1 &
     LAST_PID=$!
     track "$LAST_PID"
 }
@@ -103,19 +106,20 @@ json_num() {
 
 # ping_check NS ADDR LABEL: 5 pings, fail on any loss; prints the average RTT in microseconds.
 ping_check() {
-    out=$(ip netns exec "$1" ping -c 5 -i 0.2 -W 2 "$2" 2>&1) || fail "ping $3 ($2 from $1): $out"
+    out=$("$IPBIN" netns exec "$1" ping -c 5 -i 0.2 -W 2 "$2" 2>&1) || fail "ping $3 ($2 from $1): $out"
     echo "$out" | grep -q ' 0% packet loss' || fail "ping $3 lost packets: $out"
-    avg=$(echo "$out" | awk -F/ '/min\/avg\/max/ { printf "%.0f", $4 * 1000 }')
+    # busybox: "round-trip min/avg/max = a/b/c ms"; iputils: "rtt min/avg/max/mdev = a/b/c/d ms"
+    avg=$(echo "$out" | awk -F' = ' '/min\/avg\/max/ { split($2, v, "/"); printf "%.0f", v[2] * 1000 }')
     result "ping_${3}_us=$avg"
 }
 
 # iperf_check SERVER_NS CLIENT_NS ADDR SECS LABEL: TCP throughput in Mbit/s.
 iperf_check() {
-    ip netns exec "$1" iperf3 -s -1 -B "$3" -p 5201 > "$W/iperf-$5-server.log" 2>&1 &
+    "$IPBIN" netns exec "$1" iperf3 -s -1 -B "$3" -p 5201 > "$W/iperf-$5-server.log" 2>&1 &
     srv=$!
     track "$srv"
     sleep 0.5
-    out=$(ip netns exec "$2" timeout 60 iperf3 -c "$3" -p 5201 -t "$4" -f m 2>&1) \
+    out=$("$IPBIN" netns exec "$2" timeout 60 iperf3 -c "$3" -p 5201 -t "$4" -f m 2>&1) \
         || { kill "$srv" 2>/dev/null; fail "iperf3 $5: $out"; }
     wait "$srv" 2>/dev/null
     mbps=$(echo "$out" | awk '/receiver/ { print $(NF-2) }' | tail -n 1)
@@ -127,11 +131,11 @@ iperf_check() {
 # fcvpn-testkit from CLIENT_NS to ADDR in SERVER_NS; fails unless both sha256 agree. Sets MBPS.
 transfer() {
     tmo=${6:-300}
-    ip netns exec "$1" fcvpn-testkit recv --listen "$3:5301" --expect-bytes "$4" --timeout "$tmo" \
+    "$IPBIN" netns exec "$1" fcvpn-testkit recv --listen "$3:5301" --expect-bytes "$4" --timeout "$tmo" \
         > "$W/recv-$5.out" 2> "$W/recv-$5.err" &
     rpid=$!
     track "$rpid"
-    ip netns exec "$2" fcvpn-testkit send --connect "$3:5301" --bytes "$4" --timeout "$tmo" \
+    "$IPBIN" netns exec "$2" fcvpn-testkit send --connect "$3:5301" --bytes "$4" --timeout "$tmo" \
         > "$W/send-$5.out" 2> "$W/send-$5.err" || fail "transfer $5: sender: $(cat "$W/send-$5.err")"
     wait "$rpid" || fail "transfer $5: receiver: $(cat "$W/recv-$5.err")"
     check_transfer "$5"
@@ -179,3 +183,38 @@ raw() {
     esac
     result "sg_raw_${label}_rc=$rc"
 }
+
+# kill_restart_transfer SEND_NS RECV_NS RECV_ADDR BYTES TARGET_IF: a checksummed transfer from
+# SEND_NS to RECV_ADDR in RECV_NS; once 8 MiB have arrived, SIGKILL of the target end ($T_PID),
+# a second without it, `start_target` (defined by the scenario; it sets T_PID again), and the
+# transfer must complete intact. Prints how long the link and the transfer took to recover.
+kill_restart_transfer() {
+    rm -f "$W/kill.progress"
+    "$IPBIN" netns exec "$2" fcvpn-testkit recv --listen "$3:5302" --expect-bytes "$4" --timeout 400 \
+        --progress "$W/kill.progress" > "$W/recv-kill.out" 2> "$W/recv-kill.err" &
+    R_PID=$!
+    track "$R_PID"
+    "$IPBIN" netns exec "$1" fcvpn-testkit send --connect "$3:5302" --bytes "$4" --seed 7 --timeout 400 \
+        > "$W/send-kill.out" 2> "$W/send-kill.err" &
+    S_PID=$!
+    track "$S_PID"
+    wait_for 120 "8 MiB of the transfer before the kill" kill_past $((8 << 20))
+    t_kill=$(uptime_s)
+    at_kill=$(kill_progress)
+    kill -9 "$T_PID"
+    wait "$T_PID" 2>/dev/null
+    sleep 1
+    at_restart=$(kill_progress)
+    t_restart=$(uptime_s)
+    start_target
+    wait_for 120 "carrier on $5 after the restart" has_carrier "$5"
+    result "restart_link_up_s=$(elapsed "$t_restart")"
+    wait_for 180 "the transfer to move again after the restart" kill_past $((at_restart + (1 << 20)))
+    recovery=$(elapsed "$t_kill")
+    wait "$S_PID" || fail "transfer across the restart: sender: $(cat "$W/send-kill.err")"
+    wait "$R_PID" || fail "transfer across the restart: receiver: $(cat "$W/recv-kill.err")"
+    check_transfer kill
+    result "kill_at_bytes=$at_kill kill_bytes_at_restart=$at_restart recovery_s=$recovery kill_to_done_s=$(elapsed "$t_kill")"
+}
+kill_progress() { cat "$W/kill.progress" 2>/dev/null || echo 0; }
+kill_past() { [ "$(kill_progress)" -ge "$1" ]; }

@@ -97,34 +97,8 @@ FCVPN_MBPS=$MBPS
 
 # 3. SIGKILL of the target end during a transfer (target to initiator), and its restart.
 step "SIGKILL of the target end mid-transfer"
-ip netns exec "$NS_I" fcvpn-testkit recv --listen "$ADDR_I:5301" --expect-bytes "$BIG" --timeout 400 \
-    --progress "$W/kill.progress" > "$W/recv-kill.out" 2> "$W/recv-kill.err" &
-R_PID=$!
-track "$R_PID"
-ip netns exec "$NS_T" fcvpn-testkit send --connect "$ADDR_I:5301" --bytes "$BIG" --seed 7 --timeout 400 \
-    > "$W/send-kill.out" 2> "$W/send-kill.err" &
-S_PID=$!
-track "$S_PID"
-progress() { cat "$W/kill.progress" 2>/dev/null || echo 0; }
-past() { [ "$(progress)" -ge "$1" ]; }
-wait_for 120 "8 MiB of the transfer before the kill" past $((8 << 20))
-t_kill=$(uptime_s)
-at_kill=$(progress)
-kill -9 "$T_PID"
-wait "$T_PID" 2>/dev/null
-sleep 1
-at_restart=$(progress)
-t_restart=$(uptime_s)
-start_target
+kill_restart_transfer "$NS_T" "$NS_I" "$ADDR_I" "$BIG" fct
 result "restart_lun_s=$LUN_S"
-wait_for 120 "carrier on the target end after its restart" has_carrier fct
-result "restart_link_up_s=$(elapsed "$t_restart")"
-wait_for 180 "the transfer to move again after the restart" past $((at_restart + (1 << 20)))
-recovery=$(elapsed "$t_kill")
-wait "$S_PID" || fail "transfer across the restart: sender: $(cat "$W/send-kill.err")"
-wait "$R_PID" || fail "transfer across the restart: receiver: $(cat "$W/recv-kill.err")"
-check_transfer kill
-result "kill_at_bytes=$at_kill recovery_s=$recovery kill_to_done_s=$(elapsed "$t_kill")"
 
 # 4. Bad input on the LUN while the link runs (raw: see lib.sh).
 step "bad input on $SG"
