@@ -30,6 +30,13 @@ const TCMU_BY_DEFAULT: bool = false;
 /// One VM at a time: the machine has two cores and TCG uses both.
 static SERIAL: Mutex<()> = Mutex::new(());
 
+/// Prints a line past the test harness's output capture (which takes only `print!`/`eprint!`),
+/// so a skipped or opt-in scenario is visible in a plain `cargo test`.
+fn say(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
 fn env_is(name: &str, value: &str) -> bool {
     std::env::var(name).is_ok_and(|v| v == value)
 }
@@ -37,7 +44,9 @@ fn env_is(name: &str, value: &str) -> bool {
 /// `None`: the suite is skipped (a line says why). Panics when it must run and cannot.
 fn gate() -> Option<MutexGuard<'static, ()>> {
     if env_is(SKIP_ENV, "1") {
-        eprintln!("vm suite SKIPPED: {SKIP_ENV}=1 (scripts/test-all runs it on its own)");
+        say(&format!(
+            "vm suite SKIPPED: {SKIP_ENV}=1 (scripts/test-all runs it on its own)"
+        ));
         return None;
     }
     if !nix::unistd::geteuid().is_root() {
@@ -45,7 +54,7 @@ fn gate() -> Option<MutexGuard<'static, ()>> {
             !env_is(REQUIRE_ENV, "1"),
             "vm suite: {REQUIRE_ENV}=1 but not running as root"
         );
-        eprintln!("vm suite SKIPPED: needs root");
+        say("vm suite SKIPPED: needs root");
         return None;
     }
     Some(SERIAL.lock().unwrap_or_else(PoisonError::into_inner))
@@ -59,17 +68,19 @@ fn selected(name: &str, default: bool) -> bool {
                 .split([',', ' '])
                 .any(|s| s.trim() == name || s.trim() == "all");
             if !on {
-                eprintln!("vm scenario {name}: not selected ({SCENARIOS_ENV}={list:?})");
+                say(&format!(
+                    "vm scenario {name}: not selected ({SCENARIOS_ENV}={list:?})"
+                ));
             }
             on
         }
         Err(_) => {
             if !default {
-                eprintln!(
+                say(&format!(
                     "\n!!!!!!!! vm scenario {name} NOT RUN: it is opt-in until the tcmu and sg \
                      backends land.\n!!!!!!!! Run it with {SCENARIOS_ENV}=smoke,{name} \
                      cargo test --release --test vm -- --nocapture --test-threads=1\n"
-                );
+                ));
             }
             default
         }
