@@ -152,11 +152,12 @@ check_transfer() {
     result "transfer_${1}_bytes=$bytes transfer_${1}_s=$secs transfer_${1}_MBps=$MBPS sha256_match=1"
 }
 
-# The sg device whose INQUIRY vendor is $1 (first match), or nothing.
+# The sg device whose INQUIRY vendor is $1 (first match), or nothing (status 1).
 find_sg() {
     for d in /dev/sg*; do
         [ -c "$d" ] || continue
-        sg_inq "$d" 2>/dev/null | grep -q "Vendor identification: $1" && { echo "$d"; return 0; }
+        # bounded: a LUN whose handler is gone answers nothing until the kernel's timeout
+        timeout 10 sg_inq "$d" 2>/dev/null | grep -q "Vendor identification: $1" && { echo "$d"; return 0; }
     done
     return 1
 }
