@@ -191,11 +191,11 @@ raw() {
 # transfer must complete intact. Prints how long the link and the transfer took to recover.
 kill_restart_transfer() {
     rm -f "$W/kill.progress"
-    "$IPBIN" netns exec "$2" fcvpn-testkit recv --listen "$3:5302" --expect-bytes "$4" --timeout 400 \
+    "$IPBIN" netns exec "$2" fcvpn-testkit recv --listen "$3:5302" --expect-bytes "$4" --timeout 480 \
         --progress "$W/kill.progress" > "$W/recv-kill.out" 2> "$W/recv-kill.err" &
     R_PID=$!
     track "$R_PID"
-    "$IPBIN" netns exec "$1" fcvpn-testkit send --connect "$3:5302" --bytes "$4" --seed 7 --timeout 400 \
+    "$IPBIN" netns exec "$1" fcvpn-testkit send --connect "$3:5302" --bytes "$4" --seed 7 --timeout 480 \
         > "$W/send-kill.out" 2> "$W/send-kill.err" &
     S_PID=$!
     track "$S_PID"

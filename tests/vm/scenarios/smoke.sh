@@ -2,8 +2,10 @@
 # smoke: proves the VM plumbing with what fcvpn has today.
 #  1. fcvpn over the simulated fabric between two network namespaces: ping both ways, iperf3 TCP
 #     both ways, a 16 MiB checksummed transfer (fcvpn-testkit);
-#  2. LIO: a tcm_loop target with a ramdisk backstore, its /dev/sgN (sg_inq, sg_readcap), a
-#     write and read back through /dev/sdX, and the teardown: the kernel side of the TCMU work.
+#  2. bonding: bond0 exists and takes settings;
+#  3. LIO: a tcm_loop target with a ramdisk backstore, its /dev/sgN (sg_inq, sg_readcap), a
+#     write and read back through /dev/sdX, and the teardown; a TCMU user backstore and its
+#     /dev/uioN (the kernel side of the TCMU work).
 . /scenarios/lib.sh
 NS_A=fca NS_B=fcb
 ADDR_A=10.77.0.1 ADDR_B=10.77.0.2
@@ -45,6 +47,11 @@ result "sim_retransmits_a=$(json_num fca retransmitted) sim_retransmits_b=$(json
 stop_all
 ip netns del "$NS_A"
 ip netns del "$NS_B"
+
+step "bonding (for the TAP + Ethernet failover work)"
+[ -d /sys/class/net/bond0 ] || fail "no bond0 after loading bonding"
+echo 100 > /sys/class/net/bond0/bonding/miimon || fail "bond0: setting miimon"
+result "bonding=ok"
 
 step "LIO: tcm_loop + ramdisk backstore"
 C=/sys/kernel/config/target
@@ -95,4 +102,22 @@ wait_for 10 "$SG to disappear" sh -c "! test -e $SG"
 left=$(ls "$C/loopback" 2>/dev/null | grep '^naa\.' | tr '\n' ' ')
 [ -z "$left" ] || fail "loopback WWNs left: $left"
 result "lio_teardown=ok"
+
+step "LIO: a TCMU user backstore (no LUN: nothing serves it) and its UIO device"
+U=$C/core/user_0/fcvpn_smoke
+mkdir -p "$U" || fail "mkdir $U (target_core_user)"
+echo -n "dev_size=1048576,dev_config=fcvpn/smoke,hw_max_sectors=2048" > "$U/control" || fail "user backstore control"
+echo 1 > "$U/enable" || fail "user backstore enable"
+uio_of_smoke() { grep -l "^tcm-user/0/fcvpn_smoke/fcvpn/smoke" /sys/class/uio/uio*/name 2>/dev/null; }
+wait_for 10 "the UIO device of the user backstore" uio_of_smoke
+UIO=/dev/$(basename "$(dirname "$(uio_of_smoke | head -n 1)")")
+wait_for 10 "$UIO" test -c "$UIO"
+for a in action/block_dev action/reset_ring attrib/cmd_time_out attrib/qfull_time_out attrib/hw_queue_depth attrib/tmr_notification; do
+    [ -e "$U/$a" ] || fail "user backstore has no $a"
+done
+result "tcmu_uio=$UIO tcmu_cmd_time_out=$(cat "$U/attrib/cmd_time_out") tcmu_hw_queue_depth=$(cat "$U/attrib/hw_queue_depth") tcmu_block_dev=$(cat "$U/action/block_dev" 2>/dev/null | tr -d '\n')"
+rmdir "$U" || fail "rmdir the user backstore"
+rmdir "$C/core/user_0" 2>/dev/null
+wait_for 10 "$UIO to go away" sh -c "! test -e $UIO"
+result "tcmu_backstore=ok"
 step "smoke done"

@@ -92,7 +92,7 @@ ping_check "$NS_T" "$ADDR_I" tcmu_t_to_i
 iperf_check "$NS_T" "$NS_I" "$ADDR_T" "$IPERF_SECS" tcmu_i_to_t
 iperf_check "$NS_I" "$NS_T" "$ADDR_I" "$IPERF_SECS" tcmu_t_to_i
 step "64 MiB checksummed transfer, initiator to target"
-transfer "$NS_T" "$NS_I" "$ADDR_T" "$BIG" tcmu_64MiB 300
+transfer "$NS_T" "$NS_I" "$ADDR_T" "$BIG" tcmu_64MiB 480
 FCVPN_MBPS=$MBPS
 
 # 3. SIGKILL of the target end during a transfer (target to initiator), and its restart.
