@@ -53,7 +53,7 @@ use zeroize::Zeroizing;
 
 use crate::crypto::{KeyError, PrivateKey, PublicKey};
 use error::Source;
-use raw::{Opt, RawFc, RawFile, RawInterface, RawPeer};
+use raw::{Opt, RawEthernet, RawFc, RawFile, RawInterface, RawPeer};
 
 pub use crate::link::Compression;
 pub use error::ConfigError;
@@ -111,6 +111,19 @@ pub struct Config {
     pub peer: Peer,
     /// The `[fc]` section: the Fibre Channel transport.
     pub fc: Fc,
+    /// The optional `[ethernet]` section: the UDP backup path.
+    pub ethernet: Option<Ethernet>,
+}
+
+/// The Ethernet backup path: encrypted UDP inside the same session as FC.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ethernet {
+    /// Local address and port to receive on.
+    pub listen: std::net::SocketAddr,
+    /// The peer's address and port.
+    pub endpoint: std::net::SocketAddr,
+    /// Largest UDP payload: 1472 (IPv4) or 1452 (IPv6) fits an MTU of 1500 unfragmented.
+    pub max_datagram: usize,
 }
 
 /// The local network interface and this end's key.
@@ -255,11 +268,17 @@ impl Config {
             ));
         }
         let fc = build.fc(raw.fc.as_ref(), &public)?;
+        let ethernet = raw
+            .ethernet
+            .as_ref()
+            .map(|e| build.ethernet(e))
+            .transpose()?;
         Ok(Config {
             path: path.to_owned(),
             interface,
             peer,
             fc,
+            ethernet,
         })
     }
 }
@@ -454,6 +473,35 @@ impl Build<'_> {
             },
         };
         self.fc_rest(raw, role, backend, port)
+    }
+
+    /// The `[ethernet]` section.
+    fn ethernet(&self, section: &Spanned<RawEthernet>) -> Result<Ethernet, ConfigError> {
+        let at = Some(section.span());
+        let raw = section.get_ref();
+        let addr = |v: &Opt<String>, key: &str| -> Result<std::net::SocketAddr, ConfigError> {
+            let v = v
+                .as_ref()
+                .ok_or_else(|| self.err(at.clone(), key, "missing".to_owned()))?;
+            v.get_ref().parse().map_err(|_| {
+                let reason = format!("{:?} is not an address and port (like \"192.0.2.1:51900\" or \"[2001:db8::1]:51900\")", v.get_ref());
+                self.err(Some(v.span()), key, reason)
+            })
+        };
+        let listen = addr(&raw.listen, "ethernet.listen")?;
+        let endpoint = addr(&raw.endpoint, "ethernet.endpoint")?;
+        let default = if endpoint.is_ipv4() { 1472 } else { 1452 };
+        let max_datagram: usize = self.int(
+            &raw.max_datagram,
+            "ethernet.max_datagram",
+            512..=65_507,
+            default,
+        )?;
+        Ok(Ethernet {
+            listen,
+            endpoint,
+            max_datagram,
+        })
     }
 
     /// `fc.backend` and its keys; a backend that does not suit the role is an error.

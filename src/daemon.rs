@@ -22,6 +22,7 @@ use crate::status::StaticInfo;
 use crate::transport::initiator::{InitiatorPort, InitiatorSettings};
 use crate::transport::sim::{SimInitiator, SimTarget};
 use crate::transport::target::{TargetPort, TargetSettings};
+use crate::transport::udp::{ETHERNET_PATH, UdpPath};
 use crate::transport::{FC_PATH, Transport};
 use crate::tun::{LinuxTun, TunSettings};
 
@@ -85,7 +86,12 @@ pub fn up(path: &Path) -> Result<(), UpError> {
         what: "signal setup".into(),
         source: e.into(),
     })?;
-    let transport = build_transport(&cfg)?;
+    let mut transports = vec![build_transport(&cfg)?];
+    if let Some(e) = &cfg.ethernet {
+        let udp = UdpPath::bind(e.listen, e.endpoint, e.max_datagram)
+            .map_err(io_err(format!("ethernet.listen {}", e.listen)))?;
+        transports.push(Box::new(udp));
+    }
     let epoch = Instant::now();
     let link = Link::new(link_config(&cfg), Box::new(OsEntropy), Duration::ZERO).map_err(|e| {
         UpError::Io {
@@ -108,7 +114,7 @@ pub fn up(path: &Path) -> Result<(), UpError> {
         info.role,
         info.backend
     );
-    let mut driver = Driver::new(link, Box::new(tun), vec![transport], info, epoch);
+    let mut driver = Driver::new(link, Box::new(tun), transports, info, epoch);
     driver.control = Some(control);
     let result = driver.run(stop.as_fd()).map_err(io_err("event loop"));
     shut_down(&mut driver);
@@ -146,7 +152,16 @@ fn link_config(cfg: &Config) -> LinkConfig {
     let mut path = PathConfig::new(FC_PATH, "fc", 0, fc.max_transfer);
     path.probe_interval = fc.probe_interval;
     path.dead_after = fc.dead_after;
-    let mut lc = LinkConfig::new(local, cfg.peer.public_key, vec![path]);
+    let mut paths = vec![path];
+    if let Some(e) = &cfg.ethernet {
+        paths.push(PathConfig::new(
+            ETHERNET_PATH,
+            "ethernet",
+            1,
+            e.max_datagram,
+        ));
+    }
+    let mut lc = LinkConfig::new(local, cfg.peer.public_key, paths);
     let mut instance = [0u8; 8];
     OsEntropy.fill(&mut instance);
     lc.instance = u64::from_le_bytes(instance);

@@ -10,6 +10,7 @@
 pub mod initiator;
 pub mod sim;
 pub mod target;
+pub mod udp;
 
 use std::os::fd::BorrowedFd;
 use std::time::Duration;
