@@ -154,12 +154,9 @@ fn link_config(cfg: &Config) -> LinkConfig {
     path.dead_after = fc.dead_after;
     let mut paths = vec![path];
     if let Some(e) = &cfg.ethernet {
-        paths.push(PathConfig::new(
-            ETHERNET_PATH,
-            "ethernet",
-            1,
-            e.max_datagram,
-        ));
+        let mut eth = PathConfig::new(ETHERNET_PATH, "ethernet", 1, e.max_datagram);
+        eth.max_in_flight = ETHERNET_WINDOW;
+        paths.push(eth);
     }
     let mut lc = LinkConfig::new(local, cfg.peer.public_key, paths);
     let mut instance = [0u8; 8];
@@ -239,6 +236,10 @@ fn initiator_settings(cfg: &Config) -> InitiatorSettings {
         reconnect_every: RECONNECT_EVERY,
     }
 }
+
+/// Payload bytes in flight on the Ethernet path: well above its bandwidth-delay product on a
+/// LAN, well below the socket buffers ([`crate::transport::udp`] sets 8 MiB).
+const ETHERNET_WINDOW: usize = 2 << 20;
 
 /// Pause between attempts to reach a lost fabric or device.
 const RECONNECT_EVERY: Duration = Duration::from_millis(200);

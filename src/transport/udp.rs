@@ -32,6 +32,7 @@ impl UdpPath {
     pub fn bind(listen: SocketAddr, endpoint: SocketAddr, max_datagram: usize) -> io::Result<Self> {
         let socket = UdpSocket::bind(listen)?;
         socket.set_nonblocking(true)?;
+        set_buffers(&socket);
         Ok(Self {
             socket,
             endpoint,
@@ -83,6 +84,23 @@ impl UdpPath {
         if self.errors.is_power_of_two() {
             tracing::warn!("ethernet {what} failed ({} so far): {e}", self.errors);
         }
+    }
+}
+
+/// Socket buffer size asked for: room for the path's window in both directions.
+const SOCKET_BUFFER: usize = 8 << 20;
+
+/// Enlarges the socket buffers (beyond `net.core.*mem_max` when allowed); best effort.
+fn set_buffers(socket: &UdpSocket) {
+    use nix::sys::socket::{setsockopt, sockopt};
+    let forced = setsockopt(socket, sockopt::RcvBufForce, &SOCKET_BUFFER).and(setsockopt(
+        socket,
+        sockopt::SndBufForce,
+        &SOCKET_BUFFER,
+    ));
+    if forced.is_err() {
+        let _ = setsockopt(socket, sockopt::RcvBuf, &SOCKET_BUFFER);
+        let _ = setsockopt(socket, sockopt::SndBuf, &SOCKET_BUFFER);
     }
 }
 
