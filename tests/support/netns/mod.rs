@@ -30,6 +30,8 @@ pub use transfer::TransferSpec;
 pub const REQUIRE_ENV: &str = "FCVPN_REQUIRE_ROOT_SUITES";
 /// Set to 1 (and `REQUIRE_ENV` unset): skip the suite, e.g. in a run that runs it separately.
 pub const SKIP_ENV: &str = "FCVPN_SKIP_ROOT_SUITES";
+/// Set to 1: keep each test's directory (configs, keys, logs) for a post-mortem.
+pub const KEEP_ENV: &str = "FCVPN_NETNS_KEEP";
 /// The external tools the suite runs.
 const TOOLS: [&str; 3] = ["ip", "iperf3", "ping"];
 /// Prefix of the namespaces the suite creates.
@@ -117,6 +119,10 @@ impl TempDir {
 
 impl Drop for TempDir {
     fn drop(&mut self) {
+        if std::env::var(KEEP_ENV).is_ok_and(|v| v == "1") {
+            eprintln!("netns: {KEEP_ENV}=1: keeping {}", self.path.display());
+            return;
+        }
         let _ = std::fs::remove_dir_all(&self.path);
     }
 }

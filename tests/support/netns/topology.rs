@@ -3,7 +3,8 @@
 
 use std::fs::File;
 use std::io;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -51,10 +52,17 @@ impl Topology {
     /// Keys and configs for both ends, two namespaces, and a fabric started with
     /// `fabric_args` (e.g. `["--drop", "0.05"]`). The ends are not started.
     pub fn new(fabric_args: &[&str]) -> Self {
-        Self::try_new(fabric_args).unwrap_or_else(|e| panic!("setting up the topology: {e}"))
+        Self::with_fc(fabric_args, "")
     }
 
-    fn try_new(fabric_args: &[&str]) -> io::Result<Self> {
+    /// Like [`Topology::new`], with `fc_lines` (e.g. `"reads_in_flight = 8\n"`) appended to
+    /// the `[fc]` section of both ends' configs.
+    pub fn with_fc(fabric_args: &[&str], fc_lines: &str) -> Self {
+        Self::try_new(fabric_args, fc_lines)
+            .unwrap_or_else(|e| panic!("setting up the topology: {e}"))
+    }
+
+    fn try_new(fabric_args: &[&str], fc_lines: &str) -> io::Result<Self> {
         let dir = TempDir::new()?;
         let ns = [Netns::new("a")?, Netns::new("b")?];
         let n = super::unique();
@@ -81,7 +89,7 @@ impl Topology {
                     &keys[1 - i].1,
                     ROLES[i],
                     &socket,
-                ),
+                ) + fc_lines,
             )?;
             configs.push(path);
         }
@@ -112,7 +120,6 @@ impl Topology {
     }
 
     fn fabric_start(&mut self) -> io::Result<()> {
-        let old = std::fs::metadata(&self.socket).ok().map(|m| m.ino());
         let log = self.log_file("fabric")?;
         let mut cmd = Command::new(bin());
         cmd.arg("fabric")
@@ -123,19 +130,16 @@ impl Topology {
             .stdout(Stdio::null())
             .stderr(log);
         let mut child = cmd.spawn()?;
-        // Ready once a new socket file exists (a restarted fabric replaces the stale one).
+        // Ready once the socket accepts a connection (a stale socket file left by a killed
+        // fabric refuses them; the new fabric replaces it).
         let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let ino = std::fs::metadata(&self.socket).ok().map(|m| m.ino());
-            if ino.is_some() && ino != old {
-                break;
-            }
+        while UnixStream::connect(&self.socket).is_err() {
             if let Some(status) = child.try_wait()? {
                 return Err(io::Error::other(format!("the fabric exited: {status}")));
             }
             if Instant::now() > deadline {
                 process::stop(&mut child, GRACE);
-                return Err(io::Error::other("the fabric did not create its socket"));
+                return Err(io::Error::other("the fabric does not accept connections"));
             }
             std::thread::sleep(Duration::from_millis(5));
         }
