@@ -147,7 +147,7 @@ fn transfer_intact_across_fabric_freeze_and_restart() {
     // Target to initiator (the data rides parked READs), paced so that the transfer spans
     // both events: a freeze after a quarter, a fabric restart after five eighths.
     let x = t.transfer(TARGET, INITIATOR, TransferSpec::new(total).rate(24 * MIB));
-    let limit = Duration::from_secs(30);
+    let limit = Duration::from_secs(20);
     x.wait_for(64 * MIB, limit)
         .unwrap_or_else(|e| panic!("{e}"));
     let frozen_at = x.received();
@@ -240,7 +240,7 @@ fn restart_of_either_end_keeps_tcp_connections() {
     t.up();
     let total = 96 * MIB;
     let x = t.transfer(INITIATOR, TARGET, TransferSpec::new(total).rate(8 * MIB));
-    let limit = Duration::from_secs(30);
+    let limit = Duration::from_secs(20);
     let events = [
         (TARGET, Signal::SIGKILL, 16 * MIB),
         (INITIATOR, Signal::SIGTERM, 48 * MIB),

@@ -47,18 +47,21 @@ pub struct TransferSpec {
     pub port: u16,
     /// Longest either side waits for the other before giving up (a read or write timeout).
     pub idle_timeout: Duration,
+    /// Longest the whole transfer may take (the receiver gives up then).
+    pub limit: Duration,
     /// Seed of the pseudo-random bytes.
     pub seed: u64,
 }
 
 impl TransferSpec {
-    /// `bytes` as fast as possible, port 7100, 30 s idle timeout.
+    /// `bytes` as fast as possible, port 7100, 20 s idle timeout, 75 s in all at most.
     pub fn new(bytes: u64) -> Self {
         Self {
             bytes,
             rate: None,
             port: 7100,
-            idle_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(20),
+            limit: Duration::from_secs(75),
             seed: 0x5eed_f00d,
         }
     }
@@ -133,14 +136,15 @@ impl Transfer {
         let stalls = Arc::new(Mutex::new(Vec::new()));
         let (ready_tx, ready_rx) = mpsc::channel();
         let receiver = {
-            let (received, done, stalls, idle) = (
+            let (received, done, stalls, idle, limit) = (
                 Arc::clone(&received),
                 Arc::clone(&done),
                 Arc::clone(&stalls),
                 spec.idle_timeout,
+                spec.limit,
             );
             to.thread("transfer-receiver", move || {
-                let r = receive(addr, idle, &ready_tx, &received, &stalls);
+                let r = receive(addr, (idle, limit), &ready_tx, &received, &stalls);
                 done.store(true, Ordering::Release);
                 r
             })
@@ -264,7 +268,7 @@ impl Transfer {
 
 fn receive(
     addr: SocketAddr,
-    idle: Duration,
+    (idle, limit): (Duration, Duration),
     ready: &mpsc::Sender<()>,
     received: &AtomicU64,
     stalls: &Mutex<Vec<Stall>>,
@@ -290,7 +294,6 @@ fn receive(
     };
     drop(listener);
     stream.set_nonblocking(false)?;
-    stream.set_read_timeout(Some(idle))?;
     let start = Instant::now();
     let mut last = start;
     let mut longest_stall = Duration::ZERO;
@@ -298,6 +301,14 @@ fn receive(
     let mut buf = vec![0u8; CHUNK];
     let mut bytes = 0u64;
     loop {
+        let left = limit.checked_sub(start.elapsed()).unwrap_or_default();
+        if left.is_zero() {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("only {bytes} bytes within {limit:?}"),
+            ));
+        }
+        stream.set_read_timeout(Some(idle.min(left)))?;
         let n = match stream.read(&mut buf) {
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
