@@ -7,7 +7,9 @@
 //! `FCVPN_REQUIRE_ROOT_SUITES=1` (then it fails, as it does when ip, iperf3 or ping is missing).
 //! `scripts/test-all` runs it with `--test-threads=1`; the tests also take a global lock.
 //! Every test prints what it measured as `netns: TEST: ...` lines (see them with
-//! `--nocapture`).
+//! `--nocapture`). `FCVPN_SKIP_ROOT_SUITES=1` skips the suite (test-all's `--all-targets` run,
+//! which is followed by a run of its own); `FCVPN_NETNS_KEEP=1` keeps each test's directory
+//! (configs, keys and the logs of the fabric and both ends).
 
 #[path = "support/netns/mod.rs"]
 mod harness;
@@ -330,7 +332,8 @@ fn clean_exit_removes_the_interface_and_socket() {
     }
 }
 
-/// One bad start: its config text (or a command to run), what stderr must contain.
+/// One bad start: its config text, what its one line of stderr must contain, and whether it
+/// runs as nobody.
 struct BadCase {
     label: &'static str,
     config: String,
