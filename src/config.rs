@@ -19,10 +19,10 @@
 //! fabric = "/run/fcvpn/fabric.sock" # the simulated fabric's socket (backend "sim")
 //! port = "naa.5001405fc0000001"     # or 50:01:40:5f:c0:00:00:01; default from the public key
 //! read_hold_ms = 250                # 1..=1000
-//! reads_in_flight = 4               # 1..=15
-//! writes_in_flight = 4              # 1..=15
+//! reads_in_flight = 8               # 1..=15
+//! writes_in_flight = 8              # 1..=15
 //! max_transfer = 1048576            # 4096..=16777216, a multiple of 512
-//! command_timeout_ms = 2000         # 1001..=60000 (more than the longest read hold)
+//! command_timeout_ms = 1500         # 1001..=60000 (more than the longest read hold)
 //! probe_interval_ms = 50            # 10..=10000
 //! dead_after_ms = 200               # at least twice probe_interval_ms; at most 60000
 //! ```
@@ -85,12 +85,14 @@ const DEFAULT_MAX_FRAME_AGE_MS: u64 = 3000;
 const READ_HOLD_MS: RangeInclusive<i64> = 1..=1000;
 const DEFAULT_READ_HOLD_MS: u64 = 250;
 const IN_FLIGHT: RangeInclusive<i64> = 1..=15;
-const DEFAULT_IN_FLIGHT: usize = 4;
+/// READs parked plus WRITEs in flight fill the sg driver's 16 commands per descriptor, and
+/// give room to keep going while a lost command waits for its timeout.
+const DEFAULT_IN_FLIGHT: usize = 8;
 const MAX_TRANSFER: RangeInclusive<i64> = 4096..=16_777_216;
 const TRANSFER_UNIT: usize = 512;
 const DEFAULT_MAX_TRANSFER: usize = 1 << 20;
 const COMMAND_TIMEOUT_MS: RangeInclusive<i64> = 1001..=60_000;
-const DEFAULT_COMMAND_TIMEOUT_MS: u64 = 2000;
+const DEFAULT_COMMAND_TIMEOUT_MS: u64 = 1500;
 const PROBE_INTERVAL_MS: RangeInclusive<i64> = 10..=10_000;
 const DEFAULT_PROBE_INTERVAL_MS: u64 = 50;
 const DEAD_AFTER_MS: RangeInclusive<i64> = 20..=60_000;
