@@ -8,6 +8,7 @@
 //! symmetric batch pipes.
 
 pub mod initiator;
+pub mod lio;
 pub mod sim;
 pub mod target;
 
