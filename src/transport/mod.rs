@@ -11,6 +11,7 @@ pub mod initiator;
 pub mod lio;
 pub mod sim;
 pub mod target;
+pub mod tcmu;
 
 use std::os::fd::BorrowedFd;
 use std::time::Duration;
