@@ -22,6 +22,7 @@
 
 #[cfg(test)]
 mod fake_kernel;
+pub mod opcode;
 pub mod ring;
 #[cfg(test)]
 mod ring_tests;

@@ -30,6 +30,8 @@ use crate::sys::tcmu::{
 };
 use crate::transport::target::{TargetCommand, TargetEvent};
 
+use super::opcode::{cdb_len, is_data_out};
+
 /// Why the ring cannot be used; the kernel's side is inconsistent or our bookkeeping is.
 #[derive(Debug, Error)]
 pub enum RingError {
@@ -378,11 +380,12 @@ impl Ring {
             .ok_or_else(|| entry_error(at, format!("cdb_off {cdb_off:#x} is outside the entry")))?;
         let room = end - cdb_off;
         let opcode = self.mem.u8_at(cdb_off)?;
-        let want = if opcode == VARIABLE_LENGTH_CMD && room > 7 {
-            8 + usize::from(self.mem.u8_at(cdb_off + 7)?)
+        let byte7 = if room > 7 {
+            Some(self.mem.u8_at(cdb_off + 7)?)
         } else {
-            COMMAND_SIZE[usize::from(opcode >> 5)]
+            None
         };
+        let want = cdb_len(opcode, byte7);
         let mut cdb = vec![0u8; want.min(room)];
         self.mem.read(cdb_off, &mut cdb)?;
         Ok(cdb)
@@ -533,31 +536,4 @@ impl Ring {
 
 fn entry_error(at: usize, why: String) -> RingError {
     RingError::Entry { at, why }
-}
-
-/// `VARIABLE_LENGTH_CMD`: the CDB length is 8 plus byte 7.
-const VARIABLE_LENGTH_CMD: u8 = 0x7f;
-
-/// CDB length by group code (opcode bits 7-5), as the kernel's `scsi_command_size_tbl`.
-const COMMAND_SIZE: [usize; 8] = [6, 10, 10, 12, 16, 12, 10, 10];
-
-/// Whether the command's buffers carry data-out (TCMU's entry does not say; the opcode does).
-/// Anything else is treated as data-in: a misjudged opcode is answered by the device with
-/// CHECK CONDITION and no data either way.
-pub fn is_data_out(opcode: u8) -> bool {
-    matches!(
-        opcode,
-        0x0a // WRITE(6), and SEND(6) of a processor device
-        | 0x2a // WRITE(10)
-        | 0xaa // WRITE(12)
-        | 0x8a // WRITE(16)
-        | 0x2e | 0xae | 0x8e // WRITE AND VERIFY(10/12/16)
-        | 0x41 | 0x93 // WRITE SAME(10/16)
-        | 0x89 // COMPARE AND WRITE
-        | 0x15 | 0x55 // MODE SELECT(6/10)
-        | 0x1d // SEND DIAGNOSTIC
-        | 0x3b // WRITE BUFFER
-        | 0x42 // UNMAP
-        | 0x4c // LOG SELECT
-    )
 }
