@@ -20,8 +20,10 @@ use crate::link::{Entropy, Link, LinkConfig, PathConfig};
 use crate::scsi::{DeviceIdentity, VirtualDevice, nexus_tag};
 use crate::status::StaticInfo;
 use crate::transport::initiator::{InitiatorPort, InitiatorSettings};
+use crate::transport::lio::{self, LioPaths, LioSpec};
 use crate::transport::sim::{SimInitiator, SimTarget};
 use crate::transport::target::{TargetPort, TargetSettings};
+use crate::transport::tcmu::{TcmuError, TcmuTarget};
 use crate::transport::udp::{ETHERNET_PATH, UdpPath};
 use crate::transport::{FC_PATH, Transport};
 use crate::tun::{LinuxTun, TunSettings};
@@ -45,6 +47,9 @@ pub enum UpError {
         /// The socket path.
         socket: String,
     },
+    /// LIO TCMU could not be set up.
+    #[error("fc.backend tcmu: {0}")]
+    Tcmu(#[from] TcmuError),
     /// The backend is not available in this build.
     #[error("fc.backend: {0} is not available yet")]
     Unsupported(String),
@@ -133,6 +138,9 @@ fn check_backend(cfg: &Config, path: &Path) -> Result<(), UpError> {
             });
         }
     }
+    if let Some(spec) = LioSpec::from_config(cfg) {
+        lio::check_prerequisites(&LioPaths::system(), &spec).map_err(TcmuError::from)?;
+    }
     Ok(())
 }
 
@@ -200,6 +208,28 @@ fn build_transport(cfg: &Config) -> Result<Box<dyn Transport>, UpError> {
             Ok(Box::new(InitiatorPort::new(
                 backend,
                 initiator_settings(cfg),
+            )))
+        }
+        (
+            Backend::Tcmu {
+                fabric_module,
+                allowed_initiators,
+            },
+            Role::Target,
+        ) => {
+            let spec = LioSpec::new(
+                &cfg.interface.name,
+                *fabric_module,
+                fc.port,
+                allowed_initiators.clone(),
+                fc.max_transfer,
+            );
+            let device = virtual_device(cfg);
+            let backend = TcmuTarget::open(&spec, &LioPaths::system(), device.clone())?;
+            Ok(Box::new(TargetPort::new(
+                backend,
+                device,
+                target_settings(cfg),
             )))
         }
         (other, _) => Err(UpError::Unsupported(format!("{other:?}"))),
