@@ -19,10 +19,10 @@
 //! fabric = "/run/fcvpn/fabric.sock" # the simulated fabric's socket (backend "sim")
 //! port = "naa.5001405fc0000001"     # or 50:01:40:5f:c0:00:00:01; default from the public key
 //! read_hold_ms = 250                # 1..=1000
-//! reads_in_flight = 4               # 1..=15
-//! writes_in_flight = 4              # 1..=15
+//! reads_in_flight = 8               # 1..=15
+//! writes_in_flight = 8              # 1..=15
 //! max_transfer = 1048576            # 4096..=16777216, a multiple of 512
-//! command_timeout_ms = 2000         # 1001..=60000 (more than the longest read hold)
+//! command_timeout_ms = 1500         # 1001..=60000 (more than the longest read hold)
 //! probe_interval_ms = 50            # 10..=10000
 //! dead_after_ms = 200               # at least twice probe_interval_ms; at most 60000
 //! ```
@@ -53,7 +53,7 @@ use zeroize::Zeroizing;
 
 use crate::crypto::{KeyError, PrivateKey, PublicKey};
 use error::Source;
-use raw::{Opt, RawFc, RawFile, RawInterface, RawPeer};
+use raw::{Opt, RawEthernet, RawFc, RawFile, RawInterface, RawPeer};
 
 pub use crate::link::Compression;
 pub use error::ConfigError;
@@ -85,12 +85,14 @@ const DEFAULT_MAX_FRAME_AGE_MS: u64 = 3000;
 const READ_HOLD_MS: RangeInclusive<i64> = 1..=1000;
 const DEFAULT_READ_HOLD_MS: u64 = 250;
 const IN_FLIGHT: RangeInclusive<i64> = 1..=15;
-const DEFAULT_IN_FLIGHT: usize = 4;
+/// READs parked plus WRITEs in flight fill the sg driver's 16 commands per descriptor, and
+/// give room to keep going while a lost command waits for its timeout.
+const DEFAULT_IN_FLIGHT: usize = 8;
 const MAX_TRANSFER: RangeInclusive<i64> = 4096..=16_777_216;
 const TRANSFER_UNIT: usize = 512;
 const DEFAULT_MAX_TRANSFER: usize = 1 << 20;
 const COMMAND_TIMEOUT_MS: RangeInclusive<i64> = 1001..=60_000;
-const DEFAULT_COMMAND_TIMEOUT_MS: u64 = 2000;
+const DEFAULT_COMMAND_TIMEOUT_MS: u64 = 1500;
 const PROBE_INTERVAL_MS: RangeInclusive<i64> = 10..=10_000;
 const DEFAULT_PROBE_INTERVAL_MS: u64 = 50;
 const DEAD_AFTER_MS: RangeInclusive<i64> = 20..=60_000;
@@ -111,6 +113,19 @@ pub struct Config {
     pub peer: Peer,
     /// The `[fc]` section: the Fibre Channel transport.
     pub fc: Fc,
+    /// The optional `[ethernet]` section: the UDP backup path.
+    pub ethernet: Option<Ethernet>,
+}
+
+/// The Ethernet backup path: encrypted UDP inside the same session as FC.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ethernet {
+    /// Local address and port to receive on.
+    pub listen: std::net::SocketAddr,
+    /// The peer's address and port.
+    pub endpoint: std::net::SocketAddr,
+    /// Largest UDP payload: 1472 (IPv4) or 1452 (IPv6) fits an MTU of 1500 unfragmented.
+    pub max_datagram: usize,
 }
 
 /// The local network interface and this end's key.
@@ -255,11 +270,17 @@ impl Config {
             ));
         }
         let fc = build.fc(raw.fc.as_ref(), &public)?;
+        let ethernet = raw
+            .ethernet
+            .as_ref()
+            .map(|e| build.ethernet(e))
+            .transpose()?;
         Ok(Config {
             path: path.to_owned(),
             interface,
             peer,
             fc,
+            ethernet,
         })
     }
 }
@@ -454,6 +475,35 @@ impl Build<'_> {
             },
         };
         self.fc_rest(raw, role, backend, port)
+    }
+
+    /// The `[ethernet]` section.
+    fn ethernet(&self, section: &Spanned<RawEthernet>) -> Result<Ethernet, ConfigError> {
+        let at = Some(section.span());
+        let raw = section.get_ref();
+        let addr = |v: &Opt<String>, key: &str| -> Result<std::net::SocketAddr, ConfigError> {
+            let v = v
+                .as_ref()
+                .ok_or_else(|| self.err(at.clone(), key, "missing".to_owned()))?;
+            v.get_ref().parse().map_err(|_| {
+                let reason = format!("{:?} is not an address and port (like \"192.0.2.1:51900\" or \"[2001:db8::1]:51900\")", v.get_ref());
+                self.err(Some(v.span()), key, reason)
+            })
+        };
+        let listen = addr(&raw.listen, "ethernet.listen")?;
+        let endpoint = addr(&raw.endpoint, "ethernet.endpoint")?;
+        let default = if endpoint.is_ipv4() { 1472 } else { 1452 };
+        let max_datagram: usize = self.int(
+            &raw.max_datagram,
+            "ethernet.max_datagram",
+            512..=65_507,
+            default,
+        )?;
+        Ok(Ethernet {
+            listen,
+            endpoint,
+            max_datagram,
+        })
     }
 
     /// `fc.backend` and its keys; a backend that does not suit the role is an error.

@@ -20,8 +20,11 @@ use crate::link::{Entropy, Link, LinkConfig, PathConfig};
 use crate::scsi::{DeviceIdentity, VirtualDevice, nexus_tag};
 use crate::status::StaticInfo;
 use crate::transport::initiator::{InitiatorPort, InitiatorSettings};
+use crate::transport::lio::{self, LioPaths, LioSpec};
 use crate::transport::sim::{SimInitiator, SimTarget};
 use crate::transport::target::{TargetPort, TargetSettings};
+use crate::transport::tcmu::{TcmuError, TcmuTarget};
+use crate::transport::udp::{ETHERNET_PATH, UdpPath};
 use crate::transport::{FC_PATH, Transport};
 use crate::tun::{LinuxTun, TunSettings};
 
@@ -44,6 +47,9 @@ pub enum UpError {
         /// The socket path.
         socket: String,
     },
+    /// LIO TCMU could not be set up.
+    #[error("fc.backend tcmu: {0}")]
+    Tcmu(#[from] TcmuError),
     /// The backend is not available in this build.
     #[error("fc.backend: {0} is not available yet")]
     Unsupported(String),
@@ -85,7 +91,12 @@ pub fn up(path: &Path) -> Result<(), UpError> {
         what: "signal setup".into(),
         source: e.into(),
     })?;
-    let transport = build_transport(&cfg)?;
+    let mut transports = vec![build_transport(&cfg)?];
+    if let Some(e) = &cfg.ethernet {
+        let udp = UdpPath::bind(e.listen, e.endpoint, e.max_datagram)
+            .map_err(io_err(format!("ethernet.listen {}", e.listen)))?;
+        transports.push(Box::new(udp));
+    }
     let epoch = Instant::now();
     let link = Link::new(link_config(&cfg), Box::new(OsEntropy), Duration::ZERO).map_err(|e| {
         UpError::Io {
@@ -108,7 +119,7 @@ pub fn up(path: &Path) -> Result<(), UpError> {
         info.role,
         info.backend
     );
-    let mut driver = Driver::new(link, Box::new(tun), vec![transport], info, epoch);
+    let mut driver = Driver::new(link, Box::new(tun), transports, info, epoch);
     driver.control = Some(control);
     let result = driver.run(stop.as_fd()).map_err(io_err("event loop"));
     shut_down(&mut driver);
@@ -126,6 +137,9 @@ fn check_backend(cfg: &Config, path: &Path) -> Result<(), UpError> {
                 socket: fabric.display().to_string(),
             });
         }
+    }
+    if let Some(spec) = LioSpec::from_config(cfg) {
+        lio::check_prerequisites(&LioPaths::system(), &spec).map_err(TcmuError::from)?;
     }
     Ok(())
 }
@@ -146,7 +160,13 @@ fn link_config(cfg: &Config) -> LinkConfig {
     let mut path = PathConfig::new(FC_PATH, "fc", 0, fc.max_transfer);
     path.probe_interval = fc.probe_interval;
     path.dead_after = fc.dead_after;
-    let mut lc = LinkConfig::new(local, cfg.peer.public_key, vec![path]);
+    let mut paths = vec![path];
+    if let Some(e) = &cfg.ethernet {
+        let mut eth = PathConfig::new(ETHERNET_PATH, "ethernet", 1, e.max_datagram);
+        eth.max_in_flight = ETHERNET_WINDOW;
+        paths.push(eth);
+    }
+    let mut lc = LinkConfig::new(local, cfg.peer.public_key, paths);
     let mut instance = [0u8; 8];
     OsEntropy.fill(&mut instance);
     lc.instance = u64::from_le_bytes(instance);
@@ -190,6 +210,28 @@ fn build_transport(cfg: &Config) -> Result<Box<dyn Transport>, UpError> {
                 initiator_settings(cfg),
             )))
         }
+        (
+            Backend::Tcmu {
+                fabric_module,
+                allowed_initiators,
+            },
+            Role::Target,
+        ) => {
+            let spec = LioSpec::new(
+                &cfg.interface.name,
+                *fabric_module,
+                fc.port,
+                allowed_initiators.clone(),
+                fc.max_transfer,
+            );
+            let device = virtual_device(cfg);
+            let backend = TcmuTarget::open(&spec, &LioPaths::system(), device.clone())?;
+            Ok(Box::new(TargetPort::new(
+                backend,
+                device,
+                target_settings(cfg),
+            )))
+        }
         (other, _) => Err(UpError::Unsupported(format!("{other:?}"))),
     }
 }
@@ -224,6 +266,10 @@ fn initiator_settings(cfg: &Config) -> InitiatorSettings {
         reconnect_every: RECONNECT_EVERY,
     }
 }
+
+/// Payload bytes in flight on the Ethernet path: well above its bandwidth-delay product on a
+/// LAN, well below the socket buffers ([`crate::transport::udp`] sets 8 MiB).
+const ETHERNET_WINDOW: usize = 2 << 20;
 
 /// Pause between attempts to reach a lost fabric or device.
 const RECONNECT_EVERY: Duration = Duration::from_millis(200);

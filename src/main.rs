@@ -31,6 +31,10 @@ enum Command {
     Up {
         /// The link's configuration file.
         config: PathBuf,
+        /// Print the LIO configuration a TCMU target creates (configfs shell commands), and
+        /// exit without touching anything.
+        #[arg(long)]
+        print_lio: bool,
     },
     /// Show the state of running links.
     Show {
@@ -78,7 +82,11 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Genkey => genkey(),
         Command::Pubkey => pubkey(),
-        Command::Up { config } => fcvpn::daemon::up(&config).map_err(|e| e.to_string()),
+        Command::Up {
+            config,
+            print_lio: true,
+        } => print_lio(&config),
+        Command::Up { config, .. } => fcvpn::daemon::up(&config).map_err(|e| e.to_string()),
         Command::Show { name, json } => show(name.as_deref(), json),
         Command::Check { config } => check(&config),
         Command::Fabric {
@@ -144,6 +152,19 @@ fn check(path: &std::path::Path) -> Result<(), String> {
         cfg.fc.role,
         cfg.fc.backend
     );
+    Ok(())
+}
+
+fn print_lio(path: &std::path::Path) -> Result<(), String> {
+    use fcvpn::transport::lio::{LioPaths, LioSpec, script};
+    let cfg = Config::load(path).map_err(|e| e.to_string())?;
+    let spec = LioSpec::from_config(&cfg).ok_or_else(|| {
+        format!(
+            "{}: fc.backend is not \"tcmu\": --print-lio shows the LIO configuration of a TCMU target",
+            path.display()
+        )
+    })?;
+    print!("{}", script(&spec, &LioPaths::system()));
     Ok(())
 }
 

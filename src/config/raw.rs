@@ -14,6 +14,15 @@ pub(super) struct RawFile {
     pub interface: Opt<RawInterface>,
     pub peer: Opt<RawPeer>,
     pub fc: Opt<RawFc>,
+    pub ethernet: Opt<RawEthernet>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawEthernet {
+    pub listen: Opt<String>,
+    pub endpoint: Opt<String>,
+    pub max_datagram: Opt<i64>,
 }
 
 #[derive(Deserialize, Default)]

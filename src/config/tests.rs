@@ -476,10 +476,10 @@ fn minimal_target_takes_the_defaults() {
         },
         port: default_port_name(&key(1).public_key()),
         read_hold: Duration::from_millis(250),
-        reads_in_flight: 4,
-        writes_in_flight: 4,
+        reads_in_flight: 8,
+        writes_in_flight: 8,
         max_transfer: 1 << 20,
-        command_timeout: Duration::from_secs(2),
+        command_timeout: Duration::from_millis(1500),
         probe_interval: Duration::from_millis(50),
         dead_after: Duration::from_millis(200),
     };

@@ -36,6 +36,10 @@ pub struct PathConfig {
     pub probe_interval: Duration,
     /// How long without any proof of a round trip before the path is declared down.
     pub dead_after: Duration,
+    /// Most payload bytes in flight on the path. A path with its own flow control (SCSI:
+    /// a fixed number of commands) needs none; a datagram path needs one below what the
+    /// socket buffers and the network hold, or bursts overflow them.
+    pub max_in_flight: usize,
 }
 
 impl PathConfig {
@@ -48,6 +52,7 @@ impl PathConfig {
             max_batch,
             probe_interval: Duration::from_millis(50),
             dead_after: Duration::from_millis(200),
+            max_in_flight: usize::MAX,
         }
     }
 }

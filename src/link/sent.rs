@@ -91,6 +91,8 @@ pub struct SendBuffer {
     max_frames: usize,
     max_bytes: usize,
     in_flight: usize,
+    /// Payload bytes in flight, per path index.
+    path_bytes: [usize; MAX_PATHS],
     pool: Vec<Vec<u8>>,
     counters: SendCounters,
 }
@@ -113,6 +115,7 @@ impl SendBuffer {
             max_frames,
             max_bytes,
             in_flight: 0,
+            path_bytes: [0; MAX_PATHS],
             pool: Vec::new(),
             counters: SendCounters::default(),
         }
@@ -185,6 +188,11 @@ impl SendBuffer {
         });
         self.counters.accepted += 1;
         Ok(seq)
+    }
+
+    /// Whether a frame is half sent in fragments (it must be finished before others).
+    pub fn has_partial(&self) -> bool {
+        self.partial.is_some()
     }
 
     /// Whether any frame waits to be (re)sent.
@@ -312,7 +320,27 @@ impl SendBuffer {
             self.next_new += 1;
         }
         frame.state = State::InFlight(tx);
+        let len = frame.payload.len();
+        self.enter_flight(tx.path, len);
+    }
+
+    fn enter_flight(&mut self, path: u8, len: usize) {
         self.in_flight += 1;
+        if let Some(b) = self.path_bytes.get_mut(path as usize) {
+            *b += len;
+        }
+    }
+
+    fn leave_flight(&mut self, path: u8, len: usize) {
+        self.in_flight -= 1;
+        if let Some(b) = self.path_bytes.get_mut(path as usize) {
+            *b -= len;
+        }
+    }
+
+    /// Payload bytes in flight on path index `path`.
+    pub fn bytes_in_flight(&self, path: u8) -> usize {
+        self.path_bytes.get(path as usize).copied().unwrap_or(0)
     }
 
     /// Applies an acknowledgement: everything below `cum` and the `ranges` (already expanded
@@ -335,12 +363,15 @@ impl SendBuffer {
 
     fn ack_one(&mut self, seq: u64, out: &mut AckOutcome) {
         let Some(i) = self.index(seq) else { return };
-        let frame = &mut self.frames[i];
-        let previous = std::mem::replace(&mut frame.state, State::Acked);
+        let previous = std::mem::replace(&mut self.frames[i].state, State::Acked);
+        let payload = std::mem::take(&mut self.frames[i].payload);
         match previous {
-            State::Acked => return,
+            State::Acked => {
+                self.frames[i].payload = payload;
+                return;
+            }
             State::InFlight(tx) => {
-                self.in_flight -= 1;
+                self.leave_flight(tx.path, payload.len());
                 if let Some(l) = out.largest_pn.get_mut(tx.path as usize) {
                     *l = Some(l.map_or(tx.pn, |x| x.max(tx.pn)));
                 }
@@ -354,8 +385,7 @@ impl SendBuffer {
         if self.partial.is_some_and(|(s, _)| s == seq) {
             self.partial = None;
         }
-        self.bytes -= frame.payload.len();
-        let payload = std::mem::take(&mut frame.payload);
+        self.bytes -= payload.len();
         self.recycle(payload);
         self.counters.acked += 1;
         out.newly_acked += 1;
@@ -377,8 +407,8 @@ impl SendBuffer {
                     self.partial = None;
                 }
             }
-            if matches!(f.state, State::InFlight(_)) {
-                self.in_flight -= 1;
+            if let State::InFlight(tx) = f.state {
+                self.leave_flight(tx.path, f.payload.len());
             }
             if !matches!(f.state, State::Acked) {
                 self.bytes -= f.payload.len();
@@ -447,11 +477,11 @@ impl SendBuffer {
     }
 
     fn requeue(&mut self, i: usize) {
-        let frame = &mut self.frames[i];
-        if matches!(frame.state, State::InFlight(_)) {
-            self.in_flight -= 1;
+        if let State::InFlight(tx) = self.frames[i].state {
+            let len = self.frames[i].payload.len();
+            self.leave_flight(tx.path, len);
         }
-        frame.state = State::Queued {
+        self.frames[i].state = State::Queued {
             retransmission: true,
         };
         self.lost.push_back(self.base + i as u64);

@@ -84,12 +84,19 @@ impl Link {
             close: self.close_out[i],
             replies: self.paths[i].owes_replies(),
             probe: self.paths[i].probe_due(now),
-            data: active && self.send.has_queued(),
+            data: active && self.send.has_queued() && self.window_open(i),
             skip: active && self.skip_due(now),
             ack: false,
         };
         plan.ack = self.recv.ack_pending() && (!plan.is_empty() || (active && ack_due));
         plan
+    }
+
+    /// Whether path index `i` may carry more data: below its in-flight limit, or finishing a
+    /// fragmented frame.
+    fn window_open(&self, i: usize) -> bool {
+        self.send.has_partial()
+            || self.send.bytes_in_flight(i as u8) < self.paths[i].config.max_in_flight
     }
 
     /// Whether a SKIP must be (re)sent: frames expired beyond what the peer acknowledged, and

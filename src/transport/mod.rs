@@ -8,8 +8,11 @@
 //! symmetric batch pipes.
 
 pub mod initiator;
+pub mod lio;
 pub mod sim;
 pub mod target;
+pub mod tcmu;
+pub mod udp;
 
 use std::os::fd::BorrowedFd;
 use std::time::Duration;

@@ -1,0 +1,347 @@
+//! Two namespaces, a simulated fabric and the two fcvpn ends: the initiator in namespace A
+//! (10.77.0.1) and the target in namespace B (10.77.0.2).
+
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+use serde_json::Value;
+
+use super::process::{self, output_timeout, wait_timeout};
+use super::{Netns, TempDir, bin};
+
+/// The initiator end's index (namespace A).
+pub const INITIATOR: usize = 0;
+/// The target end's index (namespace B).
+pub const TARGET: usize = 1;
+/// The tunnel addresses of the two ends.
+pub const ADDRS: [&str; 2] = ["10.77.0.1", "10.77.0.2"];
+const ROLES: [&str; 2] = ["initiator", "target"];
+/// How long a stopped process gets between SIGTERM and SIGKILL.
+const GRACE: Duration = Duration::from_secs(5);
+
+/// Everything one test runs. Dropping it stops the processes, removes the control sockets of
+/// its interfaces, deletes the namespaces and the directory (printing the logs first when the
+/// test is panicking).
+pub struct Topology {
+    /// Interface names (also the control socket names).
+    pub names: [String; 2],
+    /// The `fcvpn up` configuration files.
+    pub configs: [PathBuf; 2],
+    /// Base64 public keys of the two ends.
+    pub public_keys: [String; 2],
+    /// The fabric's socket.
+    pub socket: PathBuf,
+    fabric_args: Vec<String>,
+    fabric: Option<Child>,
+    ends: [Option<Child>; 2],
+    /// Every log file written so far, in order.
+    logs: Vec<PathBuf>,
+    /// The namespaces (A, B), deleted after the processes are stopped.
+    pub ns: [Netns; 2],
+    /// Keys, configs, logs and the fabric socket.
+    pub dir: TempDir,
+}
+
+impl Topology {
+    /// Keys and configs for both ends, two namespaces, and a fabric started with
+    /// `fabric_args` (e.g. `["--drop", "0.05"]`). The ends are not started.
+    pub fn new(fabric_args: &[&str]) -> Self {
+        Self::with_fc(fabric_args, "")
+    }
+
+    /// Like [`Topology::new`], with `fc_lines` (e.g. `"reads_in_flight = 8\n"`) appended to
+    /// the `[fc]` section of both ends' configs.
+    pub fn with_fc(fabric_args: &[&str], fc_lines: &str) -> Self {
+        Self::try_new(fabric_args, fc_lines)
+            .unwrap_or_else(|e| panic!("setting up the topology: {e}"))
+    }
+
+    fn try_new(fabric_args: &[&str], fc_lines: &str) -> io::Result<Self> {
+        let dir = TempDir::new()?;
+        let ns = [Netns::new("a")?, Netns::new("b")?];
+        let n = super::unique();
+        let pid = std::process::id() % 100_000;
+        let names = [format!("fcv{pid:05}-{n}a"), format!("fcv{pid:05}-{n}b")];
+        let socket = dir.path().join("fabric.sock");
+        let mut keys = Vec::new();
+        for name in &names {
+            let key = dir.path().join(format!("{name}.key"));
+            let private = cli(&["genkey"], None)?;
+            write_private(&key, &private)?;
+            let public = cli(&["pubkey"], Some(&private))?;
+            keys.push((key, public.trim().to_owned()));
+        }
+        let mut configs = Vec::new();
+        for i in 0..2 {
+            let path = dir.path().join(format!("{}.conf", names[i]));
+            std::fs::write(
+                &path,
+                config_text(
+                    &names[i],
+                    &format!("{}.key", names[i]),
+                    ADDRS[i],
+                    &keys[1 - i].1,
+                    ROLES[i],
+                    &socket,
+                ) + fc_lines,
+            )?;
+            configs.push(path);
+        }
+        let mut topo = Self {
+            names,
+            configs: [configs[0].clone(), configs[1].clone()],
+            public_keys: [keys[0].1.clone(), keys[1].1.clone()],
+            socket,
+            fabric_args: fabric_args.iter().map(|s| (*s).to_owned()).collect(),
+            fabric: None,
+            ends: [None, None],
+            logs: Vec::new(),
+            ns,
+            dir,
+        };
+        topo.fabric_start()?;
+        Ok(topo)
+    }
+
+    fn log_file(&mut self, what: &str) -> io::Result<File> {
+        let path = self
+            .dir
+            .path()
+            .join(format!("{}-{what}.log", self.logs.len()));
+        let f = File::create(&path)?;
+        self.logs.push(path);
+        Ok(f)
+    }
+
+    fn fabric_start(&mut self) -> io::Result<()> {
+        let log = self.log_file("fabric")?;
+        let mut cmd = Command::new(bin());
+        cmd.arg("fabric")
+            .arg("--socket")
+            .arg(&self.socket)
+            .args(&self.fabric_args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log);
+        let mut child = cmd.spawn()?;
+        // Ready once the socket accepts a connection (a stale socket file left by a killed
+        // fabric refuses them; the new fabric replaces it).
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while UnixStream::connect(&self.socket).is_err() {
+            if let Some(status) = child.try_wait()? {
+                return Err(io::Error::other(format!("the fabric exited: {status}")));
+            }
+            if Instant::now() > deadline {
+                process::stop(&mut child, GRACE);
+                return Err(io::Error::other("the fabric does not accept connections"));
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        self.fabric = Some(child);
+        Ok(())
+    }
+
+    fn fabric_child(&self) -> &Child {
+        self.fabric.as_ref().expect("the fabric is running")
+    }
+
+    /// SIGSTOP to the fabric (a frozen switch).
+    pub fn fabric_stop(&self) {
+        process::signal(self.fabric_child(), Signal::SIGSTOP);
+    }
+
+    /// SIGCONT to the fabric.
+    pub fn fabric_cont(&self) {
+        process::signal(self.fabric_child(), Signal::SIGCONT);
+    }
+
+    /// SIGKILL to the fabric; waits for it to die. Its socket file stays behind.
+    pub fn fabric_kill(&mut self) {
+        let mut child = self.fabric.take().expect("the fabric is running");
+        process::signal(&child, Signal::SIGKILL);
+        let _ = child.wait();
+    }
+
+    /// Starts a new fabric on the same socket path with the same options.
+    pub fn fabric_restart(&mut self) {
+        assert!(self.fabric.is_none(), "the fabric is still running");
+        self.fabric_start()
+            .unwrap_or_else(|e| panic!("restarting the fabric: {e}"));
+    }
+
+    /// Starts `fcvpn up` for end `i` inside its namespace.
+    pub fn start_end(&mut self, i: usize) {
+        assert!(self.ends[i].is_none(), "end {i} is already running");
+        let log = self
+            .log_file(&format!("{}-up", self.names[i]))
+            .expect("log file");
+        let mut cmd = self.ns[i].exec(bin(), ["up".as_ref(), self.configs[i].as_os_str()]);
+        cmd.stdout(Stdio::null()).stderr(log);
+        self.ends[i] = Some(cmd.spawn().expect("starting fcvpn up"));
+    }
+
+    /// Whether end `i`'s process is running (started and not exited).
+    pub fn end_running(&mut self, i: usize) -> bool {
+        self.ends[i]
+            .as_mut()
+            .is_some_and(|c| c.try_wait().ok().flatten().is_none())
+    }
+
+    /// The process id of end `i`.
+    pub fn end_pid(&self, i: usize) -> Option<u32> {
+        self.ends[i].as_ref().map(Child::id)
+    }
+
+    /// Sends `sig` to end `i` and waits (up to 10 s) for it to exit.
+    pub fn kill_end(&mut self, i: usize, sig: Signal) -> ExitStatus {
+        let mut child = self.ends[i].take().expect("end is running");
+        process::signal(&child, sig);
+        match wait_timeout(&mut child, Duration::from_secs(10)) {
+            Ok(Some(status)) => status,
+            _ => {
+                self.ends[i] = Some(child);
+                panic!("end {i} did not exit within 10 s of {sig:?}");
+            }
+        }
+    }
+
+    /// `fcvpn show NAME --json` for end `i`.
+    pub fn show_json(&self, i: usize) -> Result<Value, String> {
+        let mut cmd = Command::new(bin());
+        cmd.args(["show", &self.names[i], "--json"])
+            .stdin(Stdio::null());
+        let out = output_timeout(cmd, Duration::from_secs(5)).map_err(|e| e.to_string())?;
+        if !out.status.success() {
+            return Err(String::from_utf8_lossy(&out.stderr).trim().to_owned());
+        }
+        serde_json::from_slice(&out.stdout).map_err(|e| format!("show --json: {e}"))
+    }
+
+    /// Waits until both ends report carrier; returns how long that took.
+    pub fn wait_carrier(&mut self, limit: Duration) -> Result<Duration, String> {
+        let start = Instant::now();
+        loop {
+            let up = (0..2).all(|i| {
+                self.show_json(i)
+                    .is_ok_and(|s| s["carrier"].as_bool() == Some(true))
+            });
+            if up {
+                return Ok(start.elapsed());
+            }
+            for i in 0..2 {
+                if self.ends[i].is_some() && !self.end_running(i) {
+                    return Err(format!("end {} ({}) exited", i, self.names[i]));
+                }
+            }
+            if start.elapsed() > limit {
+                let states: Vec<String> = (0..2)
+                    .map(|i| match self.show_json(i) {
+                        Ok(s) => format!("{}: carrier {}", self.names[i], s["carrier"]),
+                        Err(e) => format!("{}: {e}", self.names[i]),
+                    })
+                    .collect();
+                return Err(format!(
+                    "no carrier on both ends within {limit:?}: {}",
+                    states.join("; ")
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Starts both ends (target first) and waits for carrier; returns the time to carrier.
+    pub fn up(&mut self) -> Duration {
+        self.start_end(TARGET);
+        self.start_end(INITIATOR);
+        self.wait_carrier(Duration::from_secs(20))
+            .unwrap_or_else(|e| panic!("bringing the link up: {e}"))
+    }
+
+    /// The control socket path of end `i`.
+    pub fn control_socket(&self, i: usize) -> PathBuf {
+        Path::new("/run/fcvpn").join(format!("{}.sock", self.names[i]))
+    }
+
+    fn dump_logs(&self) {
+        for log in &self.logs {
+            eprintln!(
+                "---- {} (last 40 lines)\n{}",
+                log.display(),
+                process::tail(log, 40)
+            );
+        }
+    }
+}
+
+impl Drop for Topology {
+    fn drop(&mut self) {
+        for child in self.ends.iter_mut().flatten() {
+            process::stop(child, GRACE);
+        }
+        if let Some(child) = self.fabric.as_mut() {
+            process::stop(child, GRACE);
+        }
+        for i in 0..2 {
+            let _ = std::fs::remove_file(self.control_socket(i));
+        }
+        if std::thread::panicking() {
+            self.dump_logs();
+        }
+    }
+}
+
+/// Runs `fcvpn ARGS` with `input` on standard input; returns its standard output.
+fn cli(args: &[&str], input: Option<&str>) -> io::Result<String> {
+    use std::io::Write;
+    let mut child = Command::new(bin())
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()?;
+    let mut stdin = child.stdin.take().expect("piped stdin");
+    if let Some(text) = input {
+        stdin.write_all(text.as_bytes())?;
+    }
+    drop(stdin);
+    let out = child.wait_with_output()?;
+    if !out.status.success() {
+        return Err(io::Error::other(format!("fcvpn {args:?}: {}", out.status)));
+    }
+    String::from_utf8(out.stdout).map_err(io::Error::other)
+}
+
+/// Writes a private key file with mode 0600.
+pub fn write_private(path: &Path, key: &str) -> io::Result<()> {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(key.as_bytes())
+}
+
+/// A `peer.conf` (the format `src/demo.rs` writes).
+pub fn config_text(
+    name: &str,
+    key_file: &str,
+    addr: &str,
+    peer_public: &str,
+    role: &str,
+    socket: &Path,
+) -> String {
+    format!(
+        "[interface]\nname = \"{name}\"\nprivate_key_file = \"{key_file}\"\naddress = [\"{addr}/24\"]\n\n\
+         [peer]\npublic_key = \"{peer_public}\"\n\n\
+         [fc]\nrole = \"{role}\"\nbackend = \"sim\"\nfabric = \"{}\"\n",
+        socket.display()
+    )
+}
