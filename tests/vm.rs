@@ -9,10 +9,12 @@
 //! root it prints `vm suite SKIPPED: needs root` and passes, unless `FCVPN_REQUIRE_ROOT_SUITES=1`
 //! (then it fails). `FCVPN_SKIP_VM_SUITE=1` skips it (scripts/test-all runs it separately).
 //!
-//! Scenarios: `smoke` (the simulated fabric in the VM, and LIO with a ramdisk) runs by default.
-//! `tcmu` (the real SCSI path: backend "tcmu" target, backend "sg" initiator) is opt-in until
-//! those backends land: `FCVPN_VM_SCENARIOS=smoke,tcmu` (the variable lists exactly the
-//! scenarios to run). `FCVPN_VM_TIMEOUT` overrides a scenario's time limit inside the VM (s).
+//! Scenarios: `smoke` (the simulated fabric in the VM, bonding, LIO with a ramdisk and a TCMU
+//! backstore) always runs. `tcmu` (the real SCSI path: backend "tcmu" target, backend "sg"
+//! initiator) runs by default once the binary has the sg backend (detected by its `sg-bench`
+//! subcommand) and says loudly that it did not run before that. `FCVPN_VM_SCENARIOS=smoke,tcmu`
+//! lists exactly the scenarios to run. `FCVPN_VM_TIMEOUT` overrides a scenario's time limit
+//! inside the VM (s).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -23,9 +25,20 @@ const SKIP_ENV: &str = "FCVPN_SKIP_VM_SUITE";
 const SCENARIOS_ENV: &str = "FCVPN_VM_SCENARIOS";
 const TIMEOUT_ENV: &str = "FCVPN_VM_TIMEOUT";
 
-/// Whether `tcmu` runs when `FCVPN_VM_SCENARIOS` is unset. Turn on once the tcmu and sg
-/// backends have landed.
-const TCMU_BY_DEFAULT: bool = false;
+/// Whether the binary has everything the `tcmu` scenario drives, which then runs by default:
+/// the tcmu target backend (landed) and the sg initiator backend, detected by the `sg-bench`
+/// subcommand that arrives with it. Returns why not, otherwise.
+fn tcmu_supported() -> Result<(), String> {
+    let out = Command::new(env!("CARGO_BIN_EXE_fcvpn"))
+        .args(["sg-bench", "--help"])
+        .output()
+        .map_err(|e| format!("running fcvpn: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err("this fcvpn has no `sg-bench` subcommand, so no sg initiator backend yet".to_owned())
+    }
+}
 
 /// One VM at a time: the machine has two cores and TCG uses both.
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -61,7 +74,7 @@ fn gate() -> Option<MutexGuard<'static, ()>> {
 }
 
 /// Whether scenario `name` is selected, with the reason printed when it is not.
-fn selected(name: &str, default: bool) -> bool {
+fn selected(name: &str, default: Result<(), String>) -> bool {
     match std::env::var(SCENARIOS_ENV) {
         Ok(list) => {
             let on = list
@@ -74,16 +87,17 @@ fn selected(name: &str, default: bool) -> bool {
             }
             on
         }
-        Err(_) => {
-            if !default {
+        Err(_) => match default {
+            Ok(()) => true,
+            Err(why) => {
                 say(&format!(
-                    "\n!!!!!!!! vm scenario {name} NOT RUN: it is opt-in until the tcmu and sg \
-                     backends land.\n!!!!!!!! Run it with {SCENARIOS_ENV}=smoke,{name} \
-                     cargo test --release --test vm -- --nocapture --test-threads=1\n"
+                    "\n!!!!!!!! vm scenario {name} NOT RUN by default: {why}.\n!!!!!!!! Run it \
+                     with {SCENARIOS_ENV}=smoke,{name} cargo test --release --test vm -- \
+                     --nocapture --test-threads=1\n"
                 ));
+                false
             }
-            default
-        }
+        },
     }
 }
 
@@ -155,7 +169,7 @@ fn run_scenario(name: &str, timeout_s: u32) {
 #[test]
 fn smoke() {
     let Some(_guard) = gate() else { return };
-    if selected("smoke", true) {
+    if selected("smoke", Ok(())) {
         run_scenario("smoke", 600);
     }
 }
@@ -163,7 +177,7 @@ fn smoke() {
 #[test]
 fn tcmu() {
     let Some(_guard) = gate() else { return };
-    if selected("tcmu", TCMU_BY_DEFAULT) {
+    if selected("tcmu", tcmu_supported()) {
         run_scenario("tcmu", 1200);
     }
 }

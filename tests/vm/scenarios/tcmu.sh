@@ -145,7 +145,7 @@ step "SIGTERM of the target end"
 stop_end "$T_PID" "the target end"
 n=0
 while [ -e "$SG" ] && [ $n -lt 100 ]; do sleep 0.1; n=$((n + 1)); done
-left=$( (ls -d "$SG" "$C"/loopback/naa.* "$C"/core/user_*/* 2>/dev/null) | tr '\n' ' ')
+left=$( (ls -d "$SG" "$C"/loopback/naa.* "$C"/core/user_*/*/ 2>/dev/null) | tr '\n' ' ')
 if [ -n "$left" ]; then
     echo "WARNING: LIO objects left after SIGTERM: $left"
     result "lio_leftovers=$(echo "$left" | wc -w)"
