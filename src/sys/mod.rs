@@ -3,4 +3,5 @@
 //! into the kernel are checked by tests (size and offsets).
 
 pub mod io;
+pub mod sg;
 pub mod tun;
