@@ -37,6 +37,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use nix::libc::{self, c_int};
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
 /// `interface_id` of the v3 interface: `'S'`.
 pub const SG_INTERFACE_ID_ORIG: c_int = b'S' as c_int;
@@ -401,6 +402,14 @@ impl SgFile {
         self.strays
     }
 
+    /// Whether the driver reports the device going away (POLLHUP, or POLLERR/POLLNVAL).
+    pub fn hung_up(&self) -> bool {
+        let mut fds = [PollFd::new(self.fd.as_fd(), PollFlags::POLLIN)];
+        let gone = PollFlags::POLLHUP | PollFlags::POLLERR | PollFlags::POLLNVAL;
+        poll(&mut fds, PollTimeout::ZERO).is_ok()
+            && fds[0].revents().is_some_and(|r| r.intersects(gone))
+    }
+
     /// The driver version (`SG_GET_VERSION_NUM`), e.g. 30536.
     pub fn version(&self) -> io::Result<c_int> {
         version(self.fd.as_fd())
@@ -527,7 +536,9 @@ impl SgFile {
     }
 
     /// Reaps one finished command, or `None` when none is ready (EAGAIN). Errors: the
-    /// driver's (ENODEV when the device is gone), or `UnexpectedEof` for a short read.
+    /// driver's, `UnexpectedEof` for a short read, and `NotConnected` when nothing is ready
+    /// and the device is going away: sg's non-blocking read(2) then still says EAGAIN (since
+    /// Linux 5.x; older kernels said ENODEV), and only poll(2) tells, with POLLHUP.
     pub fn reap(&mut self) -> io::Result<Option<Reaped>> {
         loop {
             let mut hdr = SgIoHdr::zeroed();
@@ -545,6 +556,10 @@ impl SgFile {
             if n < 0 {
                 let e = io::Error::last_os_error();
                 return match e.kind() {
+                    io::ErrorKind::WouldBlock if self.hung_up() => Err(io::Error::new(
+                        io::ErrorKind::NotConnected,
+                        "the device is going away (POLLHUP)",
+                    )),
                     io::ErrorKind::WouldBlock => Ok(None),
                     _ => Err(e),
                 };

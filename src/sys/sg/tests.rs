@@ -6,7 +6,6 @@ use std::io::{Read, Write};
 use std::mem::{align_of, offset_of, size_of};
 use std::os::unix::net::UnixStream;
 
-use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
 
 use super::*;
@@ -301,6 +300,14 @@ fn a_no_data_command_has_no_data_pointer() {
     assert_eq!(c_int::from_ne_bytes(field(&hdr, 4)), SG_DXFER_NONE);
     assert_eq!(u64::from_ne_bytes(field(&hdr, 16)), 0);
     assert_eq!(hdr[8], 6);
+}
+
+#[test]
+fn a_driver_that_went_away_is_hung_up() {
+    let (sg, driver) = pair();
+    assert!(!sg.hung_up());
+    drop(driver);
+    assert!(sg.hung_up());
 }
 
 #[test]
