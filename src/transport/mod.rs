@@ -8,6 +8,8 @@
 //! symmetric batch pipes.
 
 pub mod initiator;
+pub mod sg;
+pub mod sg_discovery;
 pub mod sim;
 pub mod target;
 
