@@ -324,9 +324,10 @@ impl SgFile {
         hdr.pack_id = key as c_int; // Informational only (truncated); `usr_ptr` is the key.
         // SAFETY: `self.fd` is open; write(2) reads exactly `size_of::<SgIoHdr>()` bytes from
         // `hdr`, which lives on our stack for the call. During the call sg also reads `cdb` and
-        // the data-out (`len <= data.len()` bytes) through the header's pointers. The pointers to `data`'s and `sense`'s
-        // heap blocks are kept by the kernel; on success both vectors go into `in_flight`
-        // below, unmoved and untouched until `reap` gets this command back (module docs).
+        // the data-out (`len <= data.len()` bytes) through the header's pointers. The pointers
+        // to `data`'s and `sense`'s heap blocks are kept by the kernel; on success both vectors
+        // go into `in_flight` below, unmoved and untouched until `reap` gets this command back
+        // (module docs).
         let n = unsafe {
             libc::write(
                 self.fd.as_raw_fd(),
