@@ -141,6 +141,13 @@ fn check_backend(cfg: &Config, path: &Path) -> Result<(), UpError> {
     if let Some(spec) = LioSpec::from_config(cfg) {
         lio::check_prerequisites(&LioPaths::system(), &spec).map_err(TcmuError::from)?;
     }
+    if let Backend::Sg { device } = &cfg.fc.backend {
+        let roots = crate::transport::sg_discovery::Roots::default();
+        crate::transport::sg_discovery::preflight(device, &roots).map_err(|why| UpError::Io {
+            what: "fc.device".into(),
+            source: std::io::Error::other(why),
+        })?;
+    }
     Ok(())
 }
 
@@ -231,6 +238,16 @@ fn build_transport(cfg: &Config) -> Result<Box<dyn Transport>, UpError> {
                 device,
                 target_settings(cfg),
             )))
+        }
+        (Backend::Sg { device }, Role::Initiator) => {
+            use crate::transport::sg::{FIRST_SEARCH_WAIT, SgInitiator};
+            let peer = DeviceIdentity::from_target_public(cfg.peer.public_key.as_bytes());
+            let mut backend = SgInitiator::new(device.clone(), peer);
+            backend.wait_connected(FIRST_SEARCH_WAIT); // Not found yet: the port keeps looking.
+            let mut settings = initiator_settings(cfg);
+            settings.max_transfer = settings.max_transfer.min(backend.max_transfer());
+            backend.set_transfer(settings.max_transfer);
+            Ok(Box::new(InitiatorPort::new(backend, settings)))
         }
         (other, _) => Err(UpError::Unsupported(format!("{other:?}"))),
     }

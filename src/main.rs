@@ -69,6 +69,22 @@ enum Command {
     },
     /// Two network namespaces, a fabric and both ends: handshake, ping and throughput.
     Demo,
+    /// Raw SG_IO WRITE(16)/READ(16) loop against an sg device, printing MB/s (VM benchmarks).
+    #[command(hide = true)]
+    SgBench {
+        /// The sg device, e.g. /dev/sg1.
+        #[arg(long)]
+        device: PathBuf,
+        /// Bytes per command (rounded up to 512-byte blocks).
+        #[arg(long, default_value_t = 1048576)]
+        size: usize,
+        /// How long to run.
+        #[arg(long, default_value_t = 5.0)]
+        seconds: f64,
+        /// The LBA field (the nexus tag for an fcvpn device), in hex.
+        #[arg(long, default_value = "0")]
+        tag: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -103,6 +119,12 @@ fn main() -> ExitCode {
             seed,
         }),
         Command::Demo => fcvpn::demo::run().map_err(|e| e.to_string()),
+        Command::SgBench {
+            device,
+            size,
+            seconds,
+            tag,
+        } => sg_bench(&device, size, seconds, &tag),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -207,5 +229,19 @@ fn fabric(opts: FabricOptions) -> Result<(), String> {
     }
     let stats = fcvpn::fabric::run(opts, &stop).map_err(|e| e.to_string())?;
     eprintln!("fcvpn fabric: stopped: {stats:?}");
+    Ok(())
+}
+
+fn sg_bench(device: &std::path::Path, size: usize, seconds: f64, tag: &str) -> Result<(), String> {
+    let tag = u64::from_str_radix(tag.trim_start_matches("0x"), 16)
+        .map_err(|e| format!("--tag {tag}: {e} (expected hex)"))?;
+    let (bytes, secs) = fcvpn::transport::sg::raw_loop(device, size, seconds, tag)
+        .map_err(|e| format!("sg-bench: {e}"))?;
+    let rate = fcvpn::transport::sg::bench::megabytes_per_second(bytes, secs);
+    println!(
+        "sg-bench {}: {size}-byte WRITE(16)/READ(16) pairs: {bytes} bytes in {secs:.2} s: \
+         {rate:.1} MB/s",
+        device.display()
+    );
     Ok(())
 }

@@ -3,5 +3,6 @@
 //! into the kernel are checked by tests (size and offsets).
 
 pub mod io;
+pub mod sg;
 pub mod tcmu;
 pub mod tun;

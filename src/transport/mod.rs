@@ -9,6 +9,8 @@
 
 pub mod initiator;
 pub mod lio;
+pub mod sg;
+pub mod sg_discovery;
 pub mod sim;
 pub mod target;
 pub mod tcmu;
