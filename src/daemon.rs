@@ -50,8 +50,8 @@ pub enum UpError {
     /// LIO TCMU could not be set up.
     #[error("fc.backend tcmu: {0}")]
     Tcmu(#[from] TcmuError),
-    /// The backend is not available in this build.
-    #[error("fc.backend: {0} is not available yet")]
+    /// The backend does not serve this role (the configuration parser already refuses this).
+    #[error("fc.backend: {0} does not serve this fc.role")]
     Unsupported(String),
     /// Anything else, with what was being done.
     #[error("{what}: {source}")]
