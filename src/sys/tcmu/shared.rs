@@ -53,6 +53,11 @@ pub struct SharedMemory {
 impl SharedMemory {
     /// Maps `len` bytes of UIO map 0 of `fd` (read-write, shared). TCMU refuses any length but
     /// the map's exact size (`/sys/class/uio/uioN/maps/map0/size`).
+    ///
+    /// Safe because no Rust reference into the mapping is ever made, so concurrent writes by
+    /// the kernel are no data race on Rust's terms. TCMU allocates data-area pages per command:
+    /// touching a page outside every iovec the kernel handed out faults (SIGBUS), which is why
+    /// the ring only ever accesses the iovecs of commands it holds.
     pub fn map(fd: BorrowedFd<'_>, len: usize) -> io::Result<Self> {
         if len == 0 {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "empty UIO map"));
