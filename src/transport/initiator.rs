@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::os::fd::BorrowedFd;
 use std::time::Duration;
 
-use super::{BackendError, FC_PATH, Transport, TransportCounters, block_round};
+use super::{BackendError, FC_PATH, Reconnect, Transport, TransportCounters, block_round};
 use crate::link::Link;
 use crate::scsi::{SenseKey, cdb, parse_sense, status};
 
@@ -124,8 +124,7 @@ pub struct InitiatorPort<B> {
     reads_after: Duration,
     streak: u32,
     counters: TransportCounters,
-    next_reconnect: Duration,
-    was_connected: bool,
+    reconnect: Reconnect,
 }
 
 impl<B: InitiatorBackend> InitiatorPort<B> {
@@ -135,7 +134,11 @@ impl<B: InitiatorBackend> InitiatorPort<B> {
         Self {
             read_pool: buffers(settings.reads_in_flight),
             write_pool: buffers(settings.writes_in_flight),
-            was_connected: backend.is_connected(),
+            reconnect: Reconnect::new(
+                "fc initiator",
+                settings.reconnect_every,
+                backend.is_connected(),
+            ),
             backend,
             settings,
             outstanding: HashMap::new(),
@@ -143,7 +146,6 @@ impl<B: InitiatorBackend> InitiatorPort<B> {
             reads_after: Duration::ZERO,
             streak: 0,
             counters: TransportCounters::default(),
-            next_reconnect: Duration::ZERO,
         }
     }
 
@@ -314,18 +316,13 @@ impl<B: InitiatorBackend> InitiatorPort<B> {
     }
 
     fn on_disconnect(&mut self, now: Duration, link: &mut Link, why: &BackendError) {
-        if self.was_connected {
-            tracing::warn!("fc initiator: backend lost: {why}");
-            self.counters.disconnects += 1;
-            self.was_connected = false;
-        }
+        self.reconnect.lost(now, &mut self.counters, why);
         let lost: Vec<(u64, Direction)> =
             self.outstanding.drain().map(|(t, o)| (t, o.dir)).collect();
         for (_, dir) in lost {
             self.give_back(dir, Vec::new());
         }
         link.handle_path_error(now, FC_PATH);
-        self.next_reconnect = now + self.settings.reconnect_every;
     }
 }
 
@@ -340,17 +337,13 @@ impl<B: InitiatorBackend> Transport for InitiatorPort<B> {
 
     fn drive(&mut self, now: Duration, link: &mut Link, deliver: &mut dyn FnMut(&[u8])) {
         if !self.backend.is_connected() {
-            if now < self.next_reconnect {
+            let backend = &mut self.backend;
+            if !self
+                .reconnect
+                .attempt(now, &mut self.counters, || backend.reconnect())
+            {
                 return;
             }
-            if let Err(e) = self.backend.reconnect() {
-                self.next_reconnect = now + self.settings.reconnect_every;
-                tracing::debug!("fc initiator: reconnect failed: {e}");
-                return;
-            }
-            tracing::info!("fc initiator: backend connected");
-            self.counters.reconnects += 1;
-            self.was_connected = true;
             self.streak = 0;
         }
         if let Err(e) = self.pump(now, link, deliver) {
@@ -360,7 +353,7 @@ impl<B: InitiatorBackend> Transport for InitiatorPort<B> {
 
     fn deadline(&self) -> Option<Duration> {
         if !self.backend.is_connected() {
-            return Some(self.next_reconnect);
+            return Some(self.reconnect.next());
         }
         let timeouts = (!self.backend.enforces_timeouts())
             .then(|| self.outstanding.values().map(|o| o.deadline).min())

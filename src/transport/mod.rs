@@ -86,3 +86,61 @@ pub enum BackendError {
 pub fn block_round(len: usize) -> usize {
     len.div_ceil(crate::scsi::BLOCK_LEN) * crate::scsi::BLOCK_LEN
 }
+
+/// Reconnection bookkeeping shared by the FC ports: when the next attempt is due, and a lost
+/// backend logged and counted once per outage.
+#[derive(Debug)]
+struct Reconnect {
+    /// The port's name in log lines ("fc target", "fc initiator").
+    who: &'static str,
+    every: Duration,
+    next: Duration,
+    connected: bool,
+}
+
+impl Reconnect {
+    fn new(who: &'static str, every: Duration, connected: bool) -> Self {
+        Self {
+            who,
+            every,
+            next: Duration::ZERO,
+            connected,
+        }
+    }
+
+    /// When the next attempt is due.
+    fn next(&self) -> Duration {
+        self.next
+    }
+
+    /// Tries `reconnect` if an attempt is due at `now`; true once it succeeds.
+    fn attempt(
+        &mut self,
+        now: Duration,
+        counters: &mut TransportCounters,
+        reconnect: impl FnOnce() -> Result<(), BackendError>,
+    ) -> bool {
+        if now < self.next {
+            return false;
+        }
+        if let Err(e) = reconnect() {
+            self.next = now + self.every;
+            tracing::debug!("{}: reconnect failed: {e}", self.who);
+            return false;
+        }
+        tracing::info!("{}: backend connected", self.who);
+        counters.reconnects += 1;
+        self.connected = true;
+        true
+    }
+
+    /// The backend failed with `why` at `now`: logged and counted once per outage.
+    fn lost(&mut self, now: Duration, counters: &mut TransportCounters, why: &BackendError) {
+        if self.connected {
+            tracing::warn!("{}: backend lost: {why}", self.who);
+            counters.disconnects += 1;
+            self.connected = false;
+        }
+        self.next = now + self.every;
+    }
+}

@@ -9,7 +9,7 @@ use std::collections::VecDeque;
 use std::os::fd::BorrowedFd;
 use std::time::Duration;
 
-use super::{BackendError, FC_PATH, Transport, TransportCounters, block_round};
+use super::{BackendError, FC_PATH, Reconnect, Transport, TransportCounters, block_round};
 use crate::link::{Link, wire};
 use crate::scsi::{Dispatch, VirtualDevice, status};
 
@@ -84,8 +84,7 @@ pub struct TargetPort<B> {
     parked: VecDeque<Parked>,
     buf: Vec<u8>,
     counters: TransportCounters,
-    next_reconnect: Duration,
-    was_connected: bool,
+    reconnect: Reconnect,
 }
 
 /// Most READs parked at once; more are answered IDLE at once (the initiator keeps fewer).
@@ -94,7 +93,11 @@ const MAX_PARKED: usize = 64;
 impl<B: TargetBackend> TargetPort<B> {
     /// A port serving `device` over `backend`.
     pub fn new(backend: B, device: VirtualDevice, settings: TargetSettings) -> Self {
-        let was_connected = backend.is_connected();
+        let reconnect = Reconnect::new(
+            "fc target",
+            settings.reconnect_every,
+            backend.is_connected(),
+        );
         Self {
             buf: vec![0u8; settings.max_transfer.max(crate::scsi::BLOCK_LEN)],
             backend,
@@ -102,8 +105,7 @@ impl<B: TargetBackend> TargetPort<B> {
             settings,
             parked: VecDeque::new(),
             counters: TransportCounters::default(),
-            next_reconnect: Duration::ZERO,
-            was_connected,
+            reconnect,
         }
     }
 
@@ -207,14 +209,9 @@ impl<B: TargetBackend> TargetPort<B> {
     }
 
     fn on_disconnect(&mut self, now: Duration, link: &mut Link, why: &BackendError) {
-        if self.was_connected {
-            tracing::warn!("fc target: backend lost: {why}");
-            self.counters.disconnects += 1;
-            self.was_connected = false;
-        }
+        self.reconnect.lost(now, &mut self.counters, why);
         self.parked.clear();
         link.handle_path_error(now, FC_PATH);
-        self.next_reconnect = now + self.settings.reconnect_every;
     }
 }
 
@@ -229,17 +226,13 @@ impl<B: TargetBackend> Transport for TargetPort<B> {
 
     fn drive(&mut self, now: Duration, link: &mut Link, deliver: &mut dyn FnMut(&[u8])) {
         if !self.backend.is_connected() {
-            if now < self.next_reconnect {
+            let backend = &mut self.backend;
+            if !self
+                .reconnect
+                .attempt(now, &mut self.counters, || backend.reconnect())
+            {
                 return;
             }
-            if let Err(e) = self.backend.reconnect() {
-                self.next_reconnect = now + self.settings.reconnect_every;
-                tracing::debug!("fc target: reconnect failed: {e}");
-                return;
-            }
-            tracing::info!("fc target: backend connected");
-            self.counters.reconnects += 1;
-            self.was_connected = true;
         }
         if let Err(e) = self.pump(now, link, deliver) {
             self.on_disconnect(now, link, &e);
@@ -248,7 +241,7 @@ impl<B: TargetBackend> Transport for TargetPort<B> {
 
     fn deadline(&self) -> Option<Duration> {
         if !self.backend.is_connected() {
-            return Some(self.next_reconnect);
+            return Some(self.reconnect.next());
         }
         self.parked
             .front()
