@@ -235,13 +235,19 @@ fn fabric(opts: FabricOptions) -> Result<(), String> {
 fn sg_bench(device: &std::path::Path, size: usize, seconds: f64, tag: &str) -> Result<(), String> {
     let tag = u64::from_str_radix(tag.trim_start_matches("0x"), 16)
         .map_err(|e| format!("--tag {tag}: {e} (expected hex)"))?;
-    let (bytes, secs) = fcvpn::transport::sg::raw_loop(device, size, seconds, tag)
+    let r = fcvpn::transport::sg::raw_loop(device, size, seconds, tag)
         .map_err(|e| format!("sg-bench: {e}"))?;
-    let rate = fcvpn::transport::sg::bench::megabytes_per_second(bytes, secs);
     println!(
-        "sg-bench {}: {size}-byte WRITE(16)/READ(16) pairs: {bytes} bytes in {secs:.2} s: \
-         {rate:.1} MB/s",
-        device.display()
+        "sg-bench {}: {size}-byte WRITE(16)/READ(16) pairs: {} pairs, {} bytes in {:.2} s: \
+         {:.1} MB/s, {:.0} us per pair (MBps={:.3} us_per_pair={:.0})",
+        device.display(),
+        r.pairs,
+        r.bytes,
+        r.seconds,
+        r.megabytes_per_second(),
+        r.micros_per_pair(),
+        r.megabytes_per_second(),
+        r.micros_per_pair()
     );
     Ok(())
 }

@@ -19,11 +19,42 @@ use crate::transport::initiator::{Direction, Outcome};
 /// Timeout of each command in the loop.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// What one run of the loop measured.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BenchReport {
+    /// Data bytes moved, both directions together.
+    pub bytes: u64,
+    /// WRITE/READ pairs completed.
+    pub pairs: u64,
+    /// Seconds the pairs took.
+    pub seconds: f64,
+}
+
+impl BenchReport {
+    /// Megabytes (10^6 bytes) per second, both directions together.
+    pub fn megabytes_per_second(&self) -> f64 {
+        megabytes_per_second(self.bytes, self.seconds)
+    }
+
+    /// Mean microseconds per WRITE/READ pair: the round trip of the bare path, which is what
+    /// a ping through fcvpn costs at least (a WRITE out, a READ back).
+    pub fn micros_per_pair(&self) -> f64 {
+        if self.pairs == 0 {
+            return 0.0;
+        }
+        self.seconds * 1e6 / self.pairs as f64
+    }
+}
+
 /// Runs WRITE(16)/READ(16) pairs of `payload_len` bytes (rounded up to whole 512-byte blocks)
 /// with nexus tag (LBA) `tag` against the sg device at `path` until `seconds` have passed (at
-/// least one pair). Returns the data bytes moved both ways and the seconds taken. Any status
-/// other than GOOD, or a transport failure, ends it with an error.
-pub fn raw_loop(path: &Path, payload_len: usize, seconds: f64, tag: u64) -> io::Result<(u64, f64)> {
+/// least one pair). Any status other than GOOD, or a transport failure, ends it with an error.
+pub fn raw_loop(
+    path: &Path,
+    payload_len: usize,
+    seconds: f64,
+    tag: u64,
+) -> io::Result<BenchReport> {
     let len = block_round(payload_len).max(BLOCK_LEN);
     if len > MAX_TRANSFER_LEN {
         let why = format!("{payload_len} bytes is more than {MAX_TRANSFER_LEN} per command");
@@ -39,12 +70,18 @@ pub fn raw_loop(path: &Path, payload_len: usize, seconds: f64, tag: u64) -> io::
     let mut out = vec![0xA5u8; len];
     let mut back = vec![0u8; len];
     let start = Instant::now();
-    let mut bytes = 0u64;
+    let mut report = BenchReport {
+        bytes: 0,
+        pairs: 0,
+        seconds: 0.0,
+    };
     loop {
-        bytes += one(&mut file, &write, Direction::Out, &mut out)?;
-        bytes += one(&mut file, &read, Direction::In, &mut back)?;
+        report.bytes += one(&mut file, &write, Direction::Out, &mut out)?;
+        report.bytes += one(&mut file, &read, Direction::In, &mut back)?;
+        report.pairs += 1;
         if start.elapsed() >= budget {
-            return Ok((bytes, start.elapsed().as_secs_f64()));
+            report.seconds = start.elapsed().as_secs_f64();
+            return Ok(report);
         }
     }
 }
@@ -110,5 +147,18 @@ mod tests {
     fn rates_are_in_megabytes() {
         assert_eq!(megabytes_per_second(10_000_000, 2.0), 5.0);
         assert_eq!(megabytes_per_second(1, 0.0), 0.0);
+    }
+
+    #[test]
+    fn a_report_gives_rate_and_time_per_pair() {
+        let r = BenchReport {
+            bytes: 4_000_000,
+            pairs: 4,
+            seconds: 2.0,
+        };
+        assert_eq!(r.megabytes_per_second(), 2.0);
+        assert_eq!(r.micros_per_pair(), 500_000.0);
+        let none = BenchReport { pairs: 0, ..r };
+        assert_eq!(none.micros_per_pair(), 0.0);
     }
 }

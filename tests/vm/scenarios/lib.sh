@@ -25,8 +25,8 @@ result() { echo "FCVPN-RESULT $*"; }
 
 # Logs of the processes this scenario started, printed when it fails.
 dump_logs() {
-    for f in "$W"/*.log; do
-        [ -f "$f" ] || continue
+    for f in "$W"/*.log "$W"/*.err; do
+        [ -s "$f" ] || continue
         echo "---- $f (last 40 lines)"
         tail -n 40 "$f"
     done
@@ -78,12 +78,15 @@ make_keys() {
 }
 
 # write_conf FILE NAME KEY PEER_PUB ADDR FC_LINES...: one end's config; [fc] gets the rest.
+# ADDR "-" writes no address (a bond slave); IFACE_LINES, when set, goes into [interface].
 write_conf() {
     f=$1 name=$2 key=$3 peer=$4 addr=$5
     shift 5
     {
-        printf '[interface]\nname = "%s"\nprivate_key_file = "%s"\naddress = ["%s/24"]\n\n' "$name" "$key" "$addr"
-        printf '[peer]\npublic_key = "%s"\n\n[fc]\n' "$peer"
+        printf '[interface]\nname = "%s"\nprivate_key_file = "%s"\n' "$name" "$key"
+        [ "$addr" = - ] || printf 'address = ["%s/24"]\n' "$addr"
+        [ -z "${IFACE_LINES:-}" ] || printf '%s\n' "$IFACE_LINES"
+        printf '\n[peer]\npublic_key = "%s"\n\n[fc]\n' "$peer"
         for line in "$@"; do echo "$line"; done
     } > "$f"
     fcvpn check "$f" > /dev/null 2> "$W/check.err" || fail "fcvpn check $f: $(cat "$W/check.err")"
@@ -219,3 +222,32 @@ kill_restart_transfer() {
 }
 kill_progress() { cat "$W/kill.progress" 2>/dev/null || echo 0; }
 kill_past() { [ "$(kill_progress)" -ge "$1" ]; }
+
+# freeze_transfer SEND_NS RECV_NS RECV_ADDR BYTES PID SECS: a checksummed transfer from SEND_NS
+# to RECV_ADDR in RECV_NS; after 2 MiB have arrived, SIGSTOP to PID for SECS seconds, then
+# SIGCONT. The transfer must complete intact. Prints how long after SIGCONT it moved again.
+freeze_transfer() {
+    rm -f "$W/freeze.progress"
+    "$IPBIN" netns exec "$2" fcvpn-testkit recv --listen "$3:5303" --expect-bytes "$4" --timeout 300 \
+        --progress "$W/freeze.progress" > "$W/recv-freeze.out" 2> "$W/recv-freeze.err" &
+    R_PID=$!
+    track "$R_PID"
+    "$IPBIN" netns exec "$1" fcvpn-testkit send --connect "$3:5303" --bytes "$4" --seed 9 --timeout 300 \
+        > "$W/send-freeze.out" 2> "$W/send-freeze.err" &
+    S_PID=$!
+    track "$S_PID"
+    wait_for 120 "2 MiB of the transfer before the freeze" freeze_past $((2 << 20))
+    kill -STOP "$5"
+    sleep "$6"
+    at_cont=$(freeze_progress)
+    t_cont=$(uptime_s)
+    kill -CONT "$5"
+    wait_for 120 "the transfer to move again after SIGCONT" freeze_past $((at_cont + (1 << 20)))
+    moving=$(elapsed "$t_cont")
+    wait "$S_PID" || fail "transfer across the freeze: sender: $(cat "$W/send-freeze.err")"
+    wait "$R_PID" || fail "transfer across the freeze: receiver: $(cat "$W/recv-freeze.err")"
+    check_transfer freeze
+    result "freeze_s=$6 freeze_bytes_at_cont=$at_cont moving_1MiB_after_cont_s=$moving"
+}
+freeze_progress() { cat "$W/freeze.progress" 2>/dev/null || echo 0; }
+freeze_past() { [ "$(freeze_progress)" -ge "$1" ]; }

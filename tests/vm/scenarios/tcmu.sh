@@ -9,9 +9,13 @@
 #   4. bad input on the LUN (sg_raw): unknown opcodes, WRITEs/READs with a stranger's nexus tag,
 #      a wrong transfer length, a garbage batch: proper sense data (or GOOD for a garbage batch),
 #      the link keeps running, `fcvpn show --json` counts them;
-#   5. benchmark: `fcvpn sg-bench` (raw SG_IO, 1 MiB commands) on the same LUN with the
-#      initiator end stopped, next to fcvpn's own throughput;
-#   6. SIGTERM of both ends, LIO objects checked.
+#   5. a SIGSTOP of the target end longer than the initiator's command timeout: the kernel
+#      aborts the commands, the link recovers after SIGCONT, a transfer across it is intact;
+#   6. benchmark: `fcvpn sg-bench` (raw SG_IO pairs, 1 MiB and 512 bytes) on a tcm_loop
+#      ramdisk LUN in the same run, next to fcvpn's throughput and ping (the ratios);
+#   7. the LUN removed (SIGTERM of the target end) and created again: the initiator end finds
+#      its new /dev/sgN by itself;
+#   8. SIGTERM of both ends, LIO objects checked.
 . /scenarios/lib.sh
 NS_T=fca NS_I=fcb
 ADDR_T=10.77.0.2 ADDR_I=10.77.0.1
@@ -19,6 +23,12 @@ PORT_T=naa.5001405fc0000001 PORT_I=naa.5001405fc0000002
 IPERF_SECS=${IPERF_SECS:-3}
 BIG=$((64 << 20))
 C=/sys/kernel/config/target
+# TCG runs the kernel's SCSI path tens of times slower than hardware: the default 200 ms without
+# a probe reply would take the FC path down under load, so the VM probes more loosely, and
+# gives commands 3 s (WRITEs 750 ms) before the initiator aborts them.
+PROBES='probe_interval_ms = 250
+dead_after_ms = 2000
+command_timeout_ms = 3000'
 
 NS_A=$NS_T NS_B=$NS_I
 make_netns
@@ -26,9 +36,9 @@ make_keys   # a.key: the target's, b.key: the initiator's
 PUB_T=$PUB_A PUB_I=$PUB_B
 write_conf "$W/t.conf" fct "$W/a.key" "$PUB_I" "$ADDR_T" \
     'role = "target"' 'backend = "tcmu"' 'fabric_module = "loopback"' \
-    "port = \"$PORT_T\"" "allowed_initiators = [\"$PORT_I\"]"
+    "port = \"$PORT_T\"" "allowed_initiators = [\"$PORT_I\"]" "$PROBES"
 write_conf "$W/i.conf" fci "$W/b.key" "$PUB_T" "$ADDR_I" \
-    'role = "initiator"' 'backend = "sg"' 'device = "auto"' "port = \"$PORT_I\""
+    'role = "initiator"' 'backend = "sg"' 'device = "auto"' "port = \"$PORT_I\"" "$PROBES"
 TAG=$(fcvpn-testkit nexus-tag --target "$PUB_T" --initiator "$PUB_I") || fail "fcvpn-testkit nexus-tag"
 TAG_BYTES=$(echo "$TAG" | sed 's/../& /g')
 result "nexus_tag=$TAG"
@@ -88,6 +98,7 @@ wait_for 60 "carrier on the target end" has_carrier fct
 result "tcmu_link_up_s=$(elapsed "$t")"
 alive "$T_PID" && alive "$I_PID" || fail "an end exited after the link came up"
 ping_check "$NS_I" "$ADDR_T" tcmu_i_to_t
+FCVPN_PING_US=$avg
 ping_check "$NS_T" "$ADDR_I" tcmu_t_to_i
 iperf_check "$NS_T" "$NS_I" "$ADDR_T" "$IPERF_SECS" tcmu_i_to_t
 iperf_check "$NS_I" "$NS_T" "$ADDR_I" "$IPERF_SECS" tcmu_t_to_i
@@ -127,21 +138,70 @@ result "target_foreign_commands=$foreign target_check_conditions=$checks target_
 [ "${checks:-0}" -ge "$BAD" ] || fail "fcvpn show --json: check_conditions=$checks after $BAD CHECK CONDITIONs"
 [ "${rej1:-0}" -gt "${rej0:-0}" ] || fail "fcvpn show --json: rejected_batches did not grow ($rej0 -> $rej1) after a garbage batch"
 
-# 5. Benchmark: raw SG_IO on the same LUN with the initiator end stopped (the target end serves it).
-step "benchmark: fcvpn sg-bench on $SG"
-fcvpn sg-bench --help > /dev/null 2>&1 || fail "fcvpn has no sg-bench subcommand (needed for the raw SG_IO benchmark)"
-stop_end "$I_PID" "the initiator end"
-bench=$(timeout 60 fcvpn sg-bench --device "$SG" --size 1048576 --seconds 5 --tag "$TAG" 2>&1) \
-    || fail "fcvpn sg-bench: $bench"
-echo "$bench" | sed 's/^/   /'
-raw_mbps=$(echo "$bench" | grep -oE 'MBps=[0-9.]+' | head -n 1 | cut -d= -f2)
-[ -n "$raw_mbps" ] || raw_mbps=$(echo "$bench" | grep -oE '[0-9.]+ ?MB/s' | head -n 1 | grep -oE '[0-9.]+')
-[ -n "$raw_mbps" ] || fail "fcvpn sg-bench printed no MBps=N or N MB/s figure: $bench"
-ratio=$(awk -v a="$FCVPN_MBPS" -v b="$raw_mbps" 'BEGIN { if (b > 0) printf "%.3f", a / b; else print "nan" }')
-result "raw_sg_MBps=$raw_mbps fcvpn_MBps=$FCVPN_MBPS ratio=$ratio"
+# 5. A frozen target end (SIGSTOP longer than a WRITE's timeout): the initiator's commands time
+#    out and are aborted by the kernel (ABORT TASK through tcm_loop to the TCMU ring); after
+#    SIGCONT the link recovers by itself, the LUN stays usable and nothing is lost.
+step "SIGSTOP of the target end for 3 s under traffic"
+freeze_transfer "$NS_I" "$NS_T" "$ADDR_T" $((16 << 20)) "$T_PID" 3
+alive "$T_PID" && alive "$I_PID" || fail "an end exited after the freeze"
+result "after_freeze_timeouts=$(json_num fci timeouts) after_freeze_transport_errors=$(json_num fci transport_errors)"
+# What the kernel did about the timed-out commands: aborts only, never a reset or an offline.
+dev=/sys/class/scsi_generic/${SG#/dev/}/device
+state=$(cat "$dev/state" 2>/dev/null)
+aborts=$(dmesg | grep -c 'ABORT_TASK: Sending TMR_FUNCTION_COMPLETE')
+resets=$(dmesg | grep -ciE 'LUN_RESET|TARGET_WARM_RESET|resetting|offlin')
+result "sg_state=$state sg_iotmo_cnt=$(($(cat "$dev/iotmo_cnt" 2>/dev/null || echo 0))) sg_ioerr_cnt=$(($(cat "$dev/ioerr_cnt" 2>/dev/null || echo 0))) kernel_aborts=$aborts kernel_resets=$resets"
+[ "$state" = running ] || fail "$SG is $state after the freeze, not running"
+[ "$resets" -eq 0 ] || fail "the kernel escalated past ABORT TASK: $(dmesg | grep -iE 'LUN_RESET|TARGET_WARM_RESET|resetting|offlin' | tail -n 5)"
 
-# 6. Teardown.
-step "SIGTERM of the target end"
+# 6. Benchmark: fcvpn's figures next to a raw SG_IO loop (`fcvpn sg-bench`, one synchronous
+#    WRITE(16)/READ(16) pair at a time) over the same kernel path (tcm_loop) to a LIO ramdisk
+#    LUN, in this same VM run: 1 MiB pairs for throughput, 512-byte pairs for the round trip.
+step "benchmark: raw SG_IO (fcvpn sg-bench) on a tcm_loop ramdisk LUN"
+RD=$C/core/rd_mcp_1/fcvpn_bench
+BWWN=naa.5001405fc00000b1
+BTPG=$C/loopback/$BWWN/tpgt_1
+mkdir -p "$RD" && echo rd_pages=1024 > "$RD/control" && echo 1 > "$RD/enable" \
+    || fail "creating the ramdisk backstore $RD"
+mkdir -p "$BTPG/lun/lun_0" && echo naa.5001405fc00000b2 > "$BTPG/nexus" \
+    && ln -s "$RD" "$BTPG/lun/lun_0/fcvpn_bench" || fail "exporting $RD through tcm_loop"
+wait_for 20 "the ramdisk's sg device (vendor LIO-ORG)" find_sg LIO-ORG
+RSG=$(find_sg LIO-ORG)
+[ "$RSG" != "$SG" ] || fail "the ramdisk and the fcvpn LUN have the same sg device $SG"
+sg_bench() { # LABEL SIZE: sets B_MBPS and B_US
+    out=$(timeout 60 fcvpn sg-bench --device "$RSG" --size "$2" --seconds 4 2>&1) || fail "fcvpn sg-bench $1: $out"
+    echo "   $out"
+    B_MBPS=$(echo "$out" | grep -oE 'MBps=[0-9.]+' | cut -d= -f2)
+    B_US=$(echo "$out" | grep -oE 'us_per_pair=[0-9.]+' | cut -d= -f2)
+    [ -n "$B_MBPS" ] && [ -n "$B_US" ] || fail "fcvpn sg-bench $1 printed no MBps=/us_per_pair= figures: $out"
+}
+sg_bench 1MiB 1048576
+RAW_MBPS=$B_MBPS
+sg_bench 512B 512
+RAW_US=$B_US
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.3f", a / b; else print "nan" }'; }
+result "raw_sg_MBps=$RAW_MBPS fcvpn_MBps=$FCVPN_MBPS throughput_ratio=$(ratio "$FCVPN_MBPS" "$RAW_MBPS")"
+result "raw_sg_pair_us=$RAW_US fcvpn_ping_us=$FCVPN_PING_US rtt_ratio=$(ratio "$FCVPN_PING_US" "$RAW_US")"
+rm "$BTPG/lun/lun_0/fcvpn_bench" && rmdir "$BTPG/lun/lun_0" && rmdir "$BTPG" && rmdir "$C/loopback/$BWWN" \
+    && rmdir "$RD" || fail "removing the ramdisk LUN"
+
+# 7. The LUN goes away and comes back: a SIGTERM of the target end removes its LIO objects (the
+#    initiator's /dev/sgN disappears), a new start creates them again, perhaps under another
+#    sgN; the initiator end finds it again by itself.
+step "LUN removed (SIGTERM of the target end) and recreated"
+stop_end "$T_PID" "the target end"
+wait_for 30 "$SG to disappear" sh -c "! test -e $SG"
+OLD_SG=$SG
+t=$(uptime_s)
+start_target
+wait_for 120 "carrier on the initiator end after the LUN came back" has_carrier fci
+result "lun_back_old_sg=$OLD_SG lun_back_new_sg=$SG lun_back_link_up_s=$(elapsed "$t") initiator_reconnects=$(json_num fci reconnects) initiator_disconnects=$(json_num fci disconnects)"
+ping_check "$NS_I" "$ADDR_T" after_lun_back_i_to_t
+alive "$I_PID" || fail "the initiator end exited when its LUN went away"
+
+# 8. Teardown.
+step "SIGTERM of both ends"
+stop_end "$I_PID" "the initiator end"
 stop_end "$T_PID" "the target end"
 n=0
 while [ -e "$SG" ] && [ $n -lt 100 ]; do sleep 0.1; n=$((n + 1)); done
