@@ -44,12 +44,16 @@ impl LinuxTun {
             .join(&s.name)
             .exists();
         let layer = if s.tap { Layer::L2 } else { Layer::L3 };
-        let dev = DeviceBuilder::new()
-            .name(&s.name)
-            .layer(layer)
-            .mtu(s.mtu)
-            .enable(false)
-            .build_sync()?;
+        let builder = DeviceBuilder::new().name(&s.name).layer(layer).mtu(s.mtu);
+        // A device left by an earlier fcvpn keeps its state: taking it down would drop the
+        // routes through it and, for a bond's slave, leave it down (a bond never brings a
+        // slave up again).
+        let builder = if reattached {
+            builder.inherit_enable_state()
+        } else {
+            builder.enable(false)
+        };
+        let dev = builder.build_sync()?;
         dev.persist()?;
         dev.set_nonblocking(true)?;
         let tun = Self {
