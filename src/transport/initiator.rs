@@ -167,6 +167,7 @@ impl<B: InitiatorBackend> InitiatorPort<B> {
         let Some(o) = self.outstanding.remove(&c.tag) else {
             return; // Finished after we gave up on it.
         };
+        tracing::trace!(tag = c.tag, dir = ?o.dir, outcome = ?c.outcome, "fc initiator: completed");
         let mut buffer = c.buffer;
         match c.outcome {
             Outcome::Good { len } => {
@@ -251,6 +252,7 @@ impl<B: InitiatorBackend> InitiatorPort<B> {
             .submit(tag, cdb, dir, buffer, len, self.timeout(dir))
         {
             Ok(()) => {
+                tracing::trace!(tag, ?dir, len, "fc initiator: submitted");
                 self.counters.commands += 1;
                 let deadline = now + self.timeout(dir);
                 self.outstanding.insert(tag, Outstanding { dir, deadline });

@@ -134,6 +134,7 @@ impl<B: TargetBackend> TargetPort<B> {
                     .complete(cmd.id, r.status, &r.sense, &r.data_in)
             }
             Dispatch::Send { .. } => {
+                tracing::trace!(id = cmd.id, len = cmd.data_out.len(), "fc target: WRITE");
                 self.counters.batches_in += 1;
                 link.handle_batch(now, FC_PATH, &mut cmd.data_out, deliver);
                 self.backend.complete(cmd.id, status::GOOD, &[], &[])
@@ -142,6 +143,7 @@ impl<B: TargetBackend> TargetPort<B> {
                 if self.parked.len() >= MAX_PARKED {
                     return self.answer_idle(cmd.id);
                 }
+                tracing::trace!(id = cmd.id, max_len, "fc target: READ parked");
                 self.parked.push_back(Parked {
                     id: cmd.id,
                     max_len,
@@ -161,6 +163,7 @@ impl<B: TargetBackend> TargetPort<B> {
             };
             let id = p.id;
             self.parked.pop_front();
+            tracing::trace!(id, len = n, "fc target: READ answered");
             let padded = block_round(n).min(max);
             self.buf[n..padded].fill(0);
             self.counters.batches_out += 1;

@@ -107,9 +107,10 @@ json_num() {
     fcvpn show "$1" --json 2>/dev/null | grep -o "\"$2\":[0-9.]*" | head -n 1 | cut -d: -f2
 }
 
-# ping_check NS ADDR LABEL: 5 pings, fail on any loss; prints the average RTT in microseconds.
+# ping_check NS ADDR LABEL [COUNT]: COUNT (default 5) pings, fail on any loss; prints the
+# average RTT in microseconds and leaves it in $avg.
 ping_check() {
-    out=$("$IPBIN" netns exec "$1" ping -c 5 -i 0.2 -W 2 "$2" 2>&1) || fail "ping $3 ($2 from $1): $out"
+    out=$("$IPBIN" netns exec "$1" ping -c "${4:-5}" -i 0.2 -W 2 "$2" 2>&1) || fail "ping $3 ($2 from $1): $out"
     echo "$out" | grep -q ' 0% packet loss' || fail "ping $3 lost packets: $out"
     # busybox: "round-trip min/avg/max = a/b/c ms"; iputils: "rtt min/avg/max/mdev = a/b/c/d ms"
     avg=$(echo "$out" | awk -F' = ' '/min\/avg\/max/ { split($2, v, "/"); printf "%.0f", v[2] * 1000 }')

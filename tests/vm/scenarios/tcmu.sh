@@ -98,7 +98,6 @@ wait_for 60 "carrier on the target end" has_carrier fct
 result "tcmu_link_up_s=$(elapsed "$t")"
 alive "$T_PID" && alive "$I_PID" || fail "an end exited after the link came up"
 ping_check "$NS_I" "$ADDR_T" tcmu_i_to_t
-FCVPN_PING_US=$avg
 ping_check "$NS_T" "$ADDR_I" tcmu_t_to_i
 iperf_check "$NS_T" "$NS_I" "$ADDR_T" "$IPERF_SECS" tcmu_i_to_t
 iperf_check "$NS_I" "$NS_T" "$ADDR_I" "$IPERF_SECS" tcmu_t_to_i
@@ -175,13 +174,23 @@ sg_bench() { # LABEL SIZE: sets B_MBPS and B_US
     B_US=$(echo "$out" | grep -oE 'us_per_pair=[0-9.]+' | cut -d= -f2)
     [ -n "$B_MBPS" ] && [ -n "$B_US" ] || fail "fcvpn sg-bench $1 printed no MBps=/us_per_pair= figures: $out"
 }
+# The same VM's veth between the two namespaces: what TCG costs any path that crosses processes.
+ip link add vt netns "$NS_T" type veth peer name vi netns "$NS_I" || fail "veth pair"
+ip -n "$NS_T" addr add 10.99.0.2/24 dev vt && ip -n "$NS_I" addr add 10.99.0.1/24 dev vi
+ip -n "$NS_T" link set vt up && ip -n "$NS_I" link set vi up
+ping_check "$NS_I" 10.99.0.2 veth 20
+VETH_US=$avg
+ping_check "$NS_I" "$ADDR_T" bench_fcvpn 20
+FCVPN_PING_US=$avg
+iperf_check "$NS_T" "$NS_I" 10.99.0.2 "$IPERF_SECS" veth
+ip -n "$NS_T" link del vt
 sg_bench 1MiB 1048576
 RAW_MBPS=$B_MBPS
 sg_bench 512B 512
 RAW_US=$B_US
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.3f", a / b; else print "nan" }'; }
 result "raw_sg_MBps=$RAW_MBPS fcvpn_MBps=$FCVPN_MBPS throughput_ratio=$(ratio "$FCVPN_MBPS" "$RAW_MBPS")"
-result "raw_sg_pair_us=$RAW_US fcvpn_ping_us=$FCVPN_PING_US rtt_ratio=$(ratio "$FCVPN_PING_US" "$RAW_US")"
+result "raw_sg_pair_us=$RAW_US fcvpn_ping_us=$FCVPN_PING_US rtt_ratio=$(ratio "$FCVPN_PING_US" "$RAW_US") veth_ping_us=$VETH_US fcvpn_to_veth_rtt_ratio=$(ratio "$FCVPN_PING_US" "$VETH_US")"
 rm "$BTPG/lun/lun_0/fcvpn_bench" && rmdir "$BTPG/lun/lun_0" && rmdir "$BTPG" && rmdir "$C/loopback/$BWWN" \
     && rmdir "$RD" || fail "removing the ramdisk LUN"
 
