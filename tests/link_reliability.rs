@@ -7,6 +7,7 @@ mod support;
 use std::time::Duration;
 
 use fcvpn::link::Event;
+use fcvpn::link::path::{ChangeCause, DownCause};
 use support::pair::{Faults, Outcome, Pair, Scenario, SimPath, Traffic, replayable, seeds};
 
 const MS: Duration = Duration::from_millis(1);
@@ -223,6 +224,35 @@ fn failover_to_ethernet_and_back_is_hitless() {
                 tos,
                 [Some(0), Some(1), Some(0)],
                 "fc, then ethernet, then fc: {moves:?}"
+            );
+            for s in &o.stats {
+                // The first choice of fc is not a change; failover and fail-back are.
+                assert_eq!(s.path_changes, 2, "path changes: {moves:?}");
+                let last = s.last_path_change.expect("a latest path change");
+                assert_eq!(
+                    (last.from, last.to, last.cause),
+                    (Some(1), Some(0), ChangeCause::FailBack(MS * 1000)),
+                );
+                assert_eq!(s.paths[0].counters.downs, 1, "fc went down once");
+                assert_eq!(s.paths[1].counters.downs, 0, "ethernet never went down");
+            }
+            let causes: Vec<_> = o.events[0]
+                .iter()
+                .filter_map(|(_, e)| match e {
+                    Event::ActivePathChanged { cause, .. } => Some(*cause),
+                    _ => None,
+                })
+                .collect();
+            assert!(
+                matches!(
+                    causes[..],
+                    [
+                        ChangeCause::Up,
+                        ChangeCause::Down(DownCause::Silent(_)),
+                        ChangeCause::FailBack(_)
+                    ]
+                ),
+                "causes: {causes:?}"
             );
             let failover = moves[1].0 - MS * 300;
             assert!(failover < MS * 500, "failover took {failover:?}");

@@ -41,6 +41,30 @@ pub enum DownCause {
     TransportError,
 }
 
+/// Why the active path changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeCause {
+    /// The active path went down (failover, or no path left).
+    Down(DownCause),
+    /// A more preferred path had been up for `fail_back_after` (fail-back).
+    FailBack(Duration),
+    /// A path came up while none was active.
+    Up,
+}
+
+/// One change of the active path, as [`crate::link::Link::last_path_change`] reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PathChange {
+    /// When it happened.
+    pub at: Duration,
+    /// The previous active path id.
+    pub from: Option<u8>,
+    /// The new active path id.
+    pub to: Option<u8>,
+    /// Why.
+    pub cause: ChangeCause,
+}
+
 /// Counters of one path.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct PathCounters {
@@ -58,6 +82,8 @@ pub struct PathCounters {
     pub probes_sent: u64,
     /// Probe replies received.
     pub probes_answered: u64,
+    /// Times the path went down (each logged once, with its cause).
+    pub downs: u64,
 }
 
 /// How many recent probes the loss estimate looks at.
@@ -76,6 +102,8 @@ pub struct Path {
     pub last_proof: Option<Duration>,
     /// When it last came up.
     pub up_since: Option<Duration>,
+    /// Why it last went down.
+    pub down_cause: Option<DownCause>,
     /// Its counters.
     pub counters: PathCounters,
     /// Largest batch number acknowledged among frames sent here.
@@ -106,6 +134,7 @@ impl Path {
             rtt: RttEstimator::new(initial_rtt),
             last_proof: None,
             up_since: None,
+            down_cause: None,
             counters: PathCounters::default(),
             largest_acked_pn: None,
             loss_time: None,
@@ -169,9 +198,14 @@ impl Path {
         true
     }
 
-    /// Marks the path down; returns whether it was not down already.
-    pub fn set_down(&mut self) -> bool {
+    /// Marks the path down for `cause`; returns whether it was not down already (only then is
+    /// the cause recorded and the down counted).
+    pub fn set_down(&mut self, cause: DownCause) -> bool {
         let was = self.state != PathState::Down;
+        if was {
+            self.down_cause = Some(cause);
+            self.counters.downs += 1;
+        }
         self.state = PathState::Down;
         self.up_since = None;
         self.pto_count = 0;
@@ -310,7 +344,10 @@ mod tests {
             select_active(&paths, Some(1), MS * 1010, MS * 1000),
             Some(0)
         );
-        paths[0].set_down();
+        assert!(paths[0].set_down(DownCause::TransportError));
+        assert!(!paths[0].set_down(DownCause::Silent(MS)));
+        assert_eq!(paths[0].counters.downs, 1);
+        assert_eq!(paths[0].down_cause, Some(DownCause::TransportError));
         assert_eq!(
             select_active(&paths, Some(0), MS * 1020, MS * 1000),
             Some(1)
