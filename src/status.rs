@@ -57,7 +57,7 @@ pub struct PathStatus {
     pub rx_batches: u64,
     /// Frames declared lost on this path and resent.
     pub retransmits: u64,
-    /// Times this path went down (from up or unknown); each is logged once with its cause.
+    /// Times this path went from up to down (each logged once, with its cause).
     #[serde(default)]
     pub downs: u64,
 }
@@ -70,7 +70,8 @@ pub struct PathChangeStatus {
     /// The path traffic moved to: "fc", "ethernet" or null (none is up).
     pub to: Option<String>,
     /// Why, as logged: "fc down: no reply for 200 ms", "fc down: transport errors",
-    /// "fail-back: fc up for 1.0 s", or "ethernet up" (a path came up while none was).
+    /// "fail-back: fc up for 1.0 s", "fc up, preferred" (a more preferred path that never
+    /// failed came up), or "ethernet up" (a path came up while none was).
     pub cause: String,
     /// Seconds since it happened.
     pub age_s: f64,
@@ -287,6 +288,7 @@ pub fn describe_change(c: &PathChange) -> String {
                 held.as_secs_f64()
             )
         }
+        ChangeCause::Preferred => format!("{} up, preferred", name(c.to)),
         ChangeCause::Up => format!("{} up", name(c.to)),
     }
 }
@@ -336,6 +338,10 @@ mod tests {
         assert_eq!(
             describe_change(&change(None, Some(1), ChangeCause::Up)),
             "ethernet up"
+        );
+        assert_eq!(
+            describe_change(&change(Some(1), Some(0), ChangeCause::Preferred)),
+            "fc up, preferred"
         );
     }
 

@@ -299,3 +299,44 @@ fn healthy_backup_path_carries_only_probes() {
         );
     }
 }
+
+#[test]
+fn fc_coming_up_after_ethernet_takes_over_at_once() {
+    // Both ends start while FC is dark (an initiator logged in before its target): the link
+    // comes up on Ethernet, and FC, which never failed, takes the traffic as soon as it
+    // proves a round trip, without the fail-back hold-down.
+    let fc = SimPath::fc(Faults {
+        blackout: Some((Duration::ZERO, MS * 700)),
+        ..Faults::NONE
+    });
+    let sc = Scenario::new(5, vec![fc, SimPath::ethernet(Faults::NONE)]);
+    let mut pair = Pair::new(sc);
+    // The initiator's first SCSI commands fail: FC is down before it was ever up.
+    pair.links[0].handle_path_error(Duration::ZERO, 0);
+    let o = pair.run();
+    assert_all_delivered(&o);
+    for side in 0..2 {
+        let moves: Vec<_> = o.events[side]
+            .iter()
+            .filter_map(|(t, e)| match e {
+                Event::ActivePathChanged { to, cause, .. } => Some((*t, *to, *cause)),
+                _ => None,
+            })
+            .collect();
+        assert!(
+            matches!(
+                moves[..],
+                [
+                    (_, Some(1), ChangeCause::Up),
+                    (_, Some(0), ChangeCause::Preferred)
+                ]
+            ),
+            "ethernet first, then fc at once: {moves:?}"
+        );
+        // The first probe after the blackout proves FC (probes go every 50 ms); with the
+        // hold-down it would take a second more.
+        assert!(moves[1].0 < MS * 900, "fc took over at {:?}", moves[1].0);
+        assert_eq!(o.stats[side].path_changes, 1);
+        assert_eq!(o.stats[side].paths[0].counters.downs, 0);
+    }
+}

@@ -351,12 +351,15 @@ impl Link {
         let chosen = path::select_active(&self.paths, self.active, now, self.cfg.fail_back_after);
         if chosen != self.active {
             let from = self.active_path();
-            let cause = match self.active {
-                Some(old) => match (self.paths[old].state, self.paths[old].down_cause) {
-                    (path::PathState::Down, Some(c)) => path::ChangeCause::Down(c),
-                    _ => path::ChangeCause::FailBack(self.cfg.fail_back_after),
-                },
-                None => path::ChangeCause::Up,
+            let cause = match (self.active, chosen) {
+                (None, _) => path::ChangeCause::Up,
+                (Some(old), _) if self.paths[old].state == path::PathState::Down => self.paths[old]
+                    .down_cause
+                    .map_or(path::ChangeCause::Up, path::ChangeCause::Down),
+                (Some(_), Some(new)) if self.paths[new].counters.downs == 0 => {
+                    path::ChangeCause::Preferred
+                }
+                _ => path::ChangeCause::FailBack(self.cfg.fail_back_after),
             };
             if let Some(old) = self.active {
                 let moved = self.send.requeue_path(old as u8, now);

@@ -3,7 +3,8 @@
 //! A path is **up** after a proof of a round trip on it (a probe reply, or an acknowledgement of
 //! frames sent on it) and **down** once no proof arrived for `dead_after`, or when its transport
 //! reports an error. The active path is the most preferred path that is up; traffic returns to a
-//! more preferred path only after it has been up for `fail_back_after` (hysteresis).
+//! more preferred path only after it has been up for `fail_back_after` (hysteresis), unless
+//! that path never went down (it merely came up later, as FC may at start).
 
 use std::time::Duration;
 
@@ -46,8 +47,11 @@ pub enum DownCause {
 pub enum ChangeCause {
     /// The active path went down (failover, or no path left).
     Down(DownCause),
-    /// A more preferred path had been up for `fail_back_after` (fail-back).
+    /// A more preferred path that had failed before has been up for `fail_back_after`
+    /// (fail-back).
     FailBack(Duration),
+    /// A more preferred path that never failed came up (it takes over at once).
+    Preferred,
     /// A path came up while none was active.
     Up,
 }
@@ -82,7 +86,7 @@ pub struct PathCounters {
     pub probes_sent: u64,
     /// Probe replies received.
     pub probes_answered: u64,
-    /// Times the path went down (each logged once, with its cause).
+    /// Times the path went from up to down.
     pub downs: u64,
 }
 
@@ -199,11 +203,13 @@ impl Path {
     }
 
     /// Marks the path down for `cause`; returns whether it was not down already (only then is
-    /// the cause recorded and the down counted).
+    /// the cause recorded). A path that was up counts a down.
     pub fn set_down(&mut self, cause: DownCause) -> bool {
         let was = self.state != PathState::Down;
         if was {
             self.down_cause = Some(cause);
+        }
+        if self.state == PathState::Up {
             self.counters.downs += 1;
         }
         self.state = PathState::Down;
@@ -267,7 +273,9 @@ impl Path {
 /// Picks the active path among `paths` given the current one.
 ///
 /// The most preferred path that is up wins, except that a path more preferred than a current
-/// path which is still up must have been up for `fail_back_after`.
+/// path which is still up must have been up for `fail_back_after` if it ever went down (a
+/// path coming back from a failure may fail again; one that never failed, like FC coming up
+/// a little after Ethernet when both ends start, takes over at once).
 pub fn select_active(
     paths: &[Path],
     current: Option<usize>,
@@ -283,9 +291,8 @@ pub fn select_active(
     let Some(cur) = current.filter(|&c| paths[c].state == PathState::Up) else {
         return Some(best);
     };
-    let held = paths[best]
-        .up_since
-        .is_some_and(|t| now >= t + fail_back_after);
+    let b = &paths[best];
+    let held = b.counters.downs == 0 || b.up_since.is_some_and(|t| now >= t + fail_back_after);
     if paths[best].config.preference < paths[cur].config.preference && held {
         Some(best)
     } else {
@@ -323,6 +330,23 @@ mod tests {
     }
 
     #[test]
+    fn only_a_path_that_was_up_counts_a_down() {
+        let mut p = path(0, 0);
+        assert!(p.set_down(DownCause::TransportError));
+        assert_eq!(
+            (p.counters.downs, p.down_cause),
+            (0, Some(DownCause::TransportError))
+        );
+        p.on_proof(MS);
+        assert!(p.set_down(DownCause::Silent(MS * 200)));
+        assert!(!p.set_down(DownCause::TransportError));
+        assert_eq!(
+            (p.counters.downs, p.down_cause),
+            (1, Some(DownCause::Silent(MS * 200)))
+        );
+    }
+
+    #[test]
     fn loss_counts_only_settled_probes() {
         let mut p = path(0, 0);
         let a = p.start_probe(Duration::ZERO);
@@ -333,11 +357,25 @@ mod tests {
     }
 
     #[test]
+    fn a_preferred_path_that_never_failed_takes_over_at_once() {
+        let mut paths = vec![path(0, 0), path(1, 1)];
+        paths[1].on_proof(MS);
+        assert_eq!(select_active(&paths, None, MS, MS * 1000), Some(1));
+        // Down before it ever came up (its transport failed at start): no failure of an up
+        // path, so no hold-down either.
+        paths[0].set_down(DownCause::TransportError);
+        paths[0].on_proof(MS * 10);
+        assert_eq!(select_active(&paths, Some(1), MS * 10, MS * 1000), Some(0));
+    }
+
+    #[test]
     fn selection_prefers_and_holds_down() {
         let mut paths = vec![path(0, 0), path(1, 1)];
         assert_eq!(select_active(&paths, None, MS, MS * 1000), None);
         paths[1].on_proof(MS);
         assert_eq!(select_active(&paths, None, MS, MS * 1000), Some(1));
+        paths[0].on_proof(MS * 5);
+        paths[0].set_down(DownCause::Silent(MS * 200));
         paths[0].on_proof(MS * 10);
         assert_eq!(select_active(&paths, Some(1), MS * 500, MS * 1000), Some(1));
         assert_eq!(
@@ -346,7 +384,7 @@ mod tests {
         );
         assert!(paths[0].set_down(DownCause::TransportError));
         assert!(!paths[0].set_down(DownCause::Silent(MS)));
-        assert_eq!(paths[0].counters.downs, 1);
+        assert_eq!(paths[0].counters.downs, 2);
         assert_eq!(paths[0].down_cause, Some(DownCause::TransportError));
         assert_eq!(
             select_active(&paths, Some(0), MS * 1020, MS * 1000),
