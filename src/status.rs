@@ -245,7 +245,7 @@ impl LinkStatus {
         for path in &self.paths {
             let _ = writeln!(
                 o,
-                "  path {}: {}, rtt {} us, loss {:.1}%, tx {}, rx {}, retransmits {}, down {} times",
+                "  path {}: {}, rtt {} us, loss {:.1}%, tx {}, rx {}, retransmits {}, downs {}",
                 path.name,
                 path.state,
                 path.rtt_us,

@@ -291,6 +291,14 @@ fn outage_under_load(test: &str, outage: Outage) {
     for i in [INITIATOR, TARGET] {
         figure!(test, "{}: {}", t.names[i], summary(&finals[i]));
     }
+    let text = t.show_text(TARGET).unwrap_or_else(|e| panic!("show: {e}"));
+    for line in text.lines().filter(|l| l.contains("path")) {
+        figure!(test, "`fcvpn show {}`: {}", t.names[TARGET], line.trim());
+    }
+    assert!(
+        text.contains("path changes: ") && text.contains("(fail-back: fc up for"),
+        "`fcvpn show` does not report the path changes:\n{text}"
+    );
 
     assert!(
         r.intact(),

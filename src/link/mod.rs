@@ -351,16 +351,7 @@ impl Link {
         let chosen = path::select_active(&self.paths, self.active, now, self.cfg.fail_back_after);
         if chosen != self.active {
             let from = self.active_path();
-            let cause = match (self.active, chosen) {
-                (None, _) => path::ChangeCause::Up,
-                (Some(old), _) if self.paths[old].state == path::PathState::Down => self.paths[old]
-                    .down_cause
-                    .map_or(path::ChangeCause::Up, path::ChangeCause::Down),
-                (Some(_), Some(new)) if self.paths[new].counters.downs == 0 => {
-                    path::ChangeCause::Preferred
-                }
-                _ => path::ChangeCause::FailBack(self.cfg.fail_back_after),
-            };
+            let cause = self.change_cause(chosen);
             if let Some(old) = self.active {
                 let moved = self.send.requeue_path(old as u8, now);
                 self.paths[old].counters.retransmits += moved;
@@ -383,6 +374,20 @@ impl Link {
         if carrier != self.carrier {
             self.carrier = carrier;
             self.push_event(Event::Carrier(carrier));
+        }
+    }
+
+    /// Why the active path is about to change to path index `chosen`.
+    fn change_cause(&self, chosen: Option<usize>) -> path::ChangeCause {
+        use path::{ChangeCause, PathState};
+        let Some(old) = self.active else {
+            return ChangeCause::Up;
+        };
+        let old = &self.paths[old];
+        match (old.state, old.down_cause, chosen) {
+            (PathState::Down, Some(cause), _) => ChangeCause::Down(cause),
+            (_, _, Some(new)) if self.paths[new].counters.downs == 0 => ChangeCause::Preferred,
+            _ => ChangeCause::FailBack(self.cfg.fail_back_after),
         }
     }
 }

@@ -272,6 +272,17 @@ impl Topology {
         serde_json::from_slice(&out.stdout).map_err(|e| format!("show --json: {e}"))
     }
 
+    /// `fcvpn show NAME` (the human-readable form) for end `i`.
+    pub fn show_text(&self, i: usize) -> Result<String, String> {
+        let mut cmd = Command::new(bin());
+        cmd.args(["show", &self.names[i]]).stdin(Stdio::null());
+        let out = output_timeout(cmd, Duration::from_secs(5)).map_err(|e| e.to_string())?;
+        if !out.status.success() {
+            return Err(String::from_utf8_lossy(&out.stderr).trim().to_owned());
+        }
+        String::from_utf8(out.stdout).map_err(|e| e.to_string())
+    }
+
     /// Waits until both ends report carrier; returns how long that took.
     pub fn wait_carrier(&mut self, limit: Duration) -> Result<Duration, String> {
         let start = Instant::now();
