@@ -13,9 +13,8 @@ use nix::poll::{PollFd, PollFlags, ppoll};
 use nix::sys::time::TimeSpec;
 
 use crate::control::ControlServer;
-use crate::link::path::DownCause;
 use crate::link::{Event, Link, wire};
-use crate::status::{LinkStatus, StaticInfo};
+use crate::status::{LinkStatus, StaticInfo, describe_change, describe_down};
 use crate::transport::Transport;
 use crate::tun::Tun;
 
@@ -161,13 +160,26 @@ impl Driver {
                 }
                 Event::PathUp { path } => tracing::info!("path {} up", self.path_name(*path)),
                 Event::PathDown { path, cause } => {
-                    tracing::warn!("path {} down: {}", self.path_name(*path), describe(cause))
+                    tracing::warn!(
+                        "path {} down: {}",
+                        self.path_name(*path),
+                        describe_down(cause)
+                    )
                 }
-                Event::ActivePathChanged { from, to } => tracing::warn!(
-                    "traffic moved from {} to {}",
-                    from.map_or("none", |p| self.path_name(p)),
-                    to.map_or("none", |p| self.path_name(p))
-                ),
+                Event::ActivePathChanged { from, to, cause } => {
+                    let change = crate::link::path::PathChange {
+                        at: self.now(),
+                        from: *from,
+                        to: *to,
+                        cause: *cause,
+                    };
+                    tracing::warn!(
+                        "traffic moved from {} to {} ({})",
+                        from.map_or("none", |p| self.path_name(p)),
+                        to.map_or("none", |p| self.path_name(p)),
+                        describe_change(&change)
+                    )
+                }
                 Event::PeerClosed => tracing::info!("the peer closed the link"),
             }
         }
@@ -235,12 +247,5 @@ impl Driver {
             .filter_map(|t| t.deadline())
             .map(|t| t.max(now));
         link.into_iter().chain(transports).min()
-    }
-}
-
-fn describe(cause: &DownCause) -> String {
-    match cause {
-        DownCause::Silent(d) => format!("no reply for {} ms", d.as_millis()),
-        DownCause::TransportError => "transport errors".to_owned(),
     }
 }

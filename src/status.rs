@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::link::Link;
+use crate::link::path::{ChangeCause, DownCause, PathChange};
 use crate::transport::{FC_PATH, Transport, TransportCounters};
 use crate::tun::Tun;
 
@@ -56,6 +57,24 @@ pub struct PathStatus {
     pub rx_batches: u64,
     /// Frames declared lost on this path and resent.
     pub retransmits: u64,
+    /// Times this path went from up to down (each logged once, with its cause).
+    #[serde(default)]
+    pub downs: u64,
+}
+
+/// The latest change of the active path.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PathChangeStatus {
+    /// The path traffic left: "fc", "ethernet" or null (none was up).
+    pub from: Option<String>,
+    /// The path traffic moved to: "fc", "ethernet" or null (none is up).
+    pub to: Option<String>,
+    /// Why, as logged: "fc down: no reply for 200 ms", "fc down: transport errors",
+    /// "fail-back: fc up for 1.0 s", "fc up, preferred" (a more preferred path that never
+    /// failed came up), or "ethernet up" (a path came up while none was).
+    pub cause: String,
+    /// Seconds since it happened.
+    pub age_s: f64,
 }
 
 /// Packet counters of the link.
@@ -93,6 +112,13 @@ pub struct LinkStatus {
     pub handshake_age_s: Option<f64>,
     /// "fc", "ethernet" or null.
     pub active_path: Option<String>,
+    /// How many times the active path changed since `up` (failovers, fail-backs, losing every
+    /// path, regaining one), not counting the first choice of a path when the link came up.
+    #[serde(default)]
+    pub path_changes: u64,
+    /// The latest of those changes; null before the first.
+    #[serde(default)]
+    pub last_path_change: Option<PathChangeStatus>,
     /// Whether the link can deliver (the TUN carrier).
     pub carrier: bool,
     /// Batches rejected (forged, replayed, malformed, ...).
@@ -130,6 +156,7 @@ impl LinkStatus {
                 tx_batches: p.counters.tx_batches,
                 rx_batches: p.counters.rx_batches,
                 retransmits: p.counters.retransmits,
+                downs: p.counters.downs,
             })
             .collect();
         let scsi = transports
@@ -140,6 +167,13 @@ impl LinkStatus {
             info: info.clone(),
             handshake_age_s: link.handshake_age(now).map(|d| d.as_secs_f64()),
             active_path: s.active_path.map(|p| path_name(p).to_owned()),
+            path_changes: s.path_changes,
+            last_path_change: s.last_path_change.map(|c| PathChangeStatus {
+                from: c.from.map(|p| path_name(p).to_owned()),
+                to: c.to.map(|p| path_name(p).to_owned()),
+                cause: describe_change(&c),
+                age_s: now.saturating_sub(c.at).as_secs_f64(),
+            }),
             carrier: link.is_established() && s.active_path.is_some(),
             rejected_batches: s.rejected.total(),
             handshakes: s.handshakes,
@@ -178,6 +212,23 @@ impl LinkStatus {
         let active = self.active_path.as_deref().unwrap_or("none");
         let carrier = if self.carrier { "on" } else { "off" };
         let _ = writeln!(o, "  active path: {active}, carrier {carrier}");
+        let name = |p: &Option<String>| p.clone().unwrap_or_else(|| "none".to_owned());
+        match &self.last_path_change {
+            Some(c) => {
+                let _ = writeln!(
+                    o,
+                    "  path changes: {}, latest {} -> {} {:.1} s ago ({})",
+                    self.path_changes,
+                    name(&c.from),
+                    name(&c.to),
+                    c.age_s,
+                    c.cause
+                );
+            }
+            None => {
+                let _ = writeln!(o, "  path changes: {}", self.path_changes);
+            }
+        }
         let p = &self.packets;
         let _ = writeln!(
             o,
@@ -194,14 +245,15 @@ impl LinkStatus {
         for path in &self.paths {
             let _ = writeln!(
                 o,
-                "  path {}: {}, rtt {} us, loss {:.1}%, tx {}, rx {}, retransmits {}",
+                "  path {}: {}, rtt {} us, loss {:.1}%, tx {}, rx {}, retransmits {}, downs {}",
                 path.name,
                 path.state,
                 path.rtt_us,
                 path.loss * 100.0,
                 bytes(path.tx_bytes),
                 bytes(path.rx_bytes),
-                path.retransmits
+                path.retransmits,
+                path.downs
             );
         }
         if let Some(s) = &self.scsi {
@@ -212,6 +264,32 @@ impl LinkStatus {
             );
         }
         o
+    }
+}
+
+/// Why a path went down, as logged and shown: "no reply for 200 ms", "transport errors".
+pub fn describe_down(cause: &DownCause) -> String {
+    match cause {
+        DownCause::Silent(d) => format!("no reply for {} ms", d.as_millis()),
+        DownCause::TransportError => "transport errors".to_owned(),
+    }
+}
+
+/// Why the active path changed, as logged and shown: "fc down: no reply for 200 ms",
+/// "fail-back: fc up for 1.0 s", "ethernet up".
+pub fn describe_change(c: &PathChange) -> String {
+    let name = |p: Option<u8>| p.map_or("none", path_name);
+    match c.cause {
+        ChangeCause::Down(d) => format!("{} down: {}", name(c.from), describe_down(&d)),
+        ChangeCause::FailBack(held) => {
+            format!(
+                "fail-back: {} up for {:.1} s",
+                name(c.to),
+                held.as_secs_f64()
+            )
+        }
+        ChangeCause::Preferred => format!("{} up, preferred", name(c.to)),
+        ChangeCause::Up => format!("{} up", name(c.to)),
     }
 }
 
@@ -233,6 +311,39 @@ fn bytes(n: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn path_changes_are_described_with_their_cause() {
+        let change = |from, to, cause| PathChange {
+            at: Duration::ZERO,
+            from,
+            to,
+            cause,
+        };
+        let silent = ChangeCause::Down(DownCause::Silent(Duration::from_millis(200)));
+        assert_eq!(
+            describe_change(&change(Some(0), Some(1), silent)),
+            "fc down: no reply for 200 ms"
+        );
+        let failed = ChangeCause::Down(DownCause::TransportError);
+        assert_eq!(
+            describe_change(&change(Some(1), None, failed)),
+            "ethernet down: transport errors"
+        );
+        let back = ChangeCause::FailBack(Duration::from_secs(1));
+        assert_eq!(
+            describe_change(&change(Some(1), Some(0), back)),
+            "fail-back: fc up for 1.0 s"
+        );
+        assert_eq!(
+            describe_change(&change(None, Some(1), ChangeCause::Up)),
+            "ethernet up"
+        );
+        assert_eq!(
+            describe_change(&change(Some(1), Some(0), ChangeCause::Preferred)),
+            "fc up, preferred"
+        );
+    }
 
     #[test]
     fn bytes_are_human() {

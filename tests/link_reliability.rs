@@ -7,6 +7,7 @@ mod support;
 use std::time::Duration;
 
 use fcvpn::link::Event;
+use fcvpn::link::path::{ChangeCause, DownCause};
 use support::pair::{Faults, Outcome, Pair, Scenario, SimPath, Traffic, replayable, seeds};
 
 const MS: Duration = Duration::from_millis(1);
@@ -224,6 +225,35 @@ fn failover_to_ethernet_and_back_is_hitless() {
                 [Some(0), Some(1), Some(0)],
                 "fc, then ethernet, then fc: {moves:?}"
             );
+            for s in &o.stats {
+                // The first choice of fc is not a change; failover and fail-back are.
+                assert_eq!(s.path_changes, 2, "path changes: {moves:?}");
+                let last = s.last_path_change.expect("a latest path change");
+                assert_eq!(
+                    (last.from, last.to, last.cause),
+                    (Some(1), Some(0), ChangeCause::FailBack(MS * 1000)),
+                );
+                assert_eq!(s.paths[0].counters.downs, 1, "fc went down once");
+                assert_eq!(s.paths[1].counters.downs, 0, "ethernet never went down");
+            }
+            let causes: Vec<_> = o.events[0]
+                .iter()
+                .filter_map(|(_, e)| match e {
+                    Event::ActivePathChanged { cause, .. } => Some(*cause),
+                    _ => None,
+                })
+                .collect();
+            assert!(
+                matches!(
+                    causes[..],
+                    [
+                        ChangeCause::Up,
+                        ChangeCause::Down(DownCause::Silent(_)),
+                        ChangeCause::FailBack(_)
+                    ]
+                ),
+                "causes: {causes:?}"
+            );
             let failover = moves[1].0 - MS * 300;
             assert!(failover < MS * 500, "failover took {failover:?}");
             assert!(
@@ -267,5 +297,46 @@ fn healthy_backup_path_carries_only_probes() {
             eth.tx_bytes * 20 < fc.tx_bytes,
             "ethernet {eth:?} vs fc {fc:?}"
         );
+    }
+}
+
+#[test]
+fn fc_coming_up_after_ethernet_takes_over_at_once() {
+    // Both ends start while FC is dark (an initiator logged in before its target): the link
+    // comes up on Ethernet, and FC, which never failed, takes the traffic as soon as it
+    // proves a round trip, without the fail-back hold-down.
+    let fc = SimPath::fc(Faults {
+        blackout: Some((Duration::ZERO, MS * 700)),
+        ..Faults::NONE
+    });
+    let sc = Scenario::new(5, vec![fc, SimPath::ethernet(Faults::NONE)]);
+    let mut pair = Pair::new(sc);
+    // The initiator's first SCSI commands fail: FC is down before it was ever up.
+    pair.links[0].handle_path_error(Duration::ZERO, 0);
+    let o = pair.run();
+    assert_all_delivered(&o);
+    for side in 0..2 {
+        let moves: Vec<_> = o.events[side]
+            .iter()
+            .filter_map(|(t, e)| match e {
+                Event::ActivePathChanged { to, cause, .. } => Some((*t, *to, *cause)),
+                _ => None,
+            })
+            .collect();
+        assert!(
+            matches!(
+                moves[..],
+                [
+                    (_, Some(1), ChangeCause::Up),
+                    (_, Some(0), ChangeCause::Preferred)
+                ]
+            ),
+            "ethernet first, then fc at once: {moves:?}"
+        );
+        // The first probe after the blackout proves FC (probes go every 50 ms); with the
+        // hold-down it would take a second more.
+        assert!(moves[1].0 < MS * 900, "fc took over at {:?}", moves[1].0);
+        assert_eq!(o.stats[side].path_changes, 1);
+        assert_eq!(o.stats[side].paths[0].counters.downs, 0);
     }
 }

@@ -528,6 +528,12 @@ fn show_json_has_the_documented_fields() {
         if s["rejected_batches"].as_u64() != Some(0) {
             fail("rejected_batches is not 0");
         }
+        if s["path_changes"].as_u64().is_none() {
+            fail("path_changes is not a count");
+        }
+        if !(s["last_path_change"].is_null() || s["last_path_change"]["cause"].is_string()) {
+            fail("last_path_change is neither null nor a change with a cause");
+        }
         let packets = &s["packets"];
         for k in [
             "accepted",
@@ -574,6 +580,9 @@ fn show_json_has_the_documented_fields() {
         }
         if fc["retransmits"].as_u64().is_none() {
             fail("paths[0].retransmits is not a count");
+        }
+        if fc["downs"].as_u64().is_none() {
+            fail("paths[0].downs is not a count");
         }
         let scsi = s["scsi"]
             .as_object()

@@ -88,7 +88,7 @@ pub struct LinkConfig {
     pub initial_rtt: Duration,
     /// Longest probe timeout, however many times it backed off.
     pub max_pto: Duration,
-    /// A path must stay up this long before traffic moves back to it.
+    /// A path that went down must stay up this long before traffic moves back to it.
     pub fail_back_after: Duration,
     /// Handshake initiation retry interval (plus up to 1/8 random jitter).
     pub handshake_retry: Duration,

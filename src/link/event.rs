@@ -1,6 +1,6 @@
 //! What the link tells its driver, drained with [`crate::link::Link::poll_event`].
 
-use super::path::DownCause;
+use super::path::{ChangeCause, DownCause};
 
 /// Something the driver may act on (log once, set the TUN carrier, ...).
 #[derive(Debug, Clone, PartialEq)]
@@ -33,6 +33,8 @@ pub enum Event {
         from: Option<u8>,
         /// New active path id.
         to: Option<u8>,
+        /// Why.
+        cause: ChangeCause,
     },
     /// Whether the link can deliver packets changed: drive the TUN/TAP carrier with it.
     Carrier(bool),

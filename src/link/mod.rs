@@ -117,6 +117,12 @@ pub struct Link {
     recv: RecvBuffer,
     paths: Vec<Path>,
     active: Option<usize>,
+    /// Whether a path was ever active (the first choice is not a change).
+    was_active: bool,
+    /// Changes of the active path after the first choice.
+    path_changes: u64,
+    /// The latest of them.
+    last_path_change: Option<path::PathChange>,
     /// Handshake messages waiting for their path's transport.
     hs_out: Vec<Option<Vec<u8>>>,
     /// CLOSE owed on each path.
@@ -171,6 +177,9 @@ impl Link {
             entropy,
             paths,
             active: None,
+            was_active: false,
+            path_changes: 0,
+            last_path_change: None,
             hs_out: vec![None; n],
             close_out: vec![false; n],
             next_pn: 0,
@@ -266,6 +275,17 @@ impl Link {
         self.active.map(|i| self.paths[i].config.id)
     }
 
+    /// How many times the active path changed, not counting the link's first choice of one:
+    /// failovers, fail-backs, losing every path and regaining one.
+    pub fn path_changes(&self) -> u64 {
+        self.path_changes
+    }
+
+    /// The latest change counted by [`Link::path_changes`].
+    pub fn last_path_change(&self) -> Option<path::PathChange> {
+        self.last_path_change
+    }
+
     /// Time since the current session was established.
     pub fn handshake_age(&self, now: Duration) -> Option<Duration> {
         self.sessions
@@ -288,6 +308,8 @@ impl Link {
             send_buffer_bytes: self.send.bytes(),
             hold_bytes: self.recv.hold_bytes(),
             active_path: self.active_path(),
+            path_changes: self.path_changes,
+            last_path_change: self.last_path_change,
             paths: self.paths.iter().map(|p| path_stats(p, now)).collect(),
         }
     }
@@ -304,7 +326,7 @@ impl Link {
     }
 
     fn path_down(&mut self, now: Duration, i: usize, cause: path::DownCause) {
-        if !self.paths[i].set_down() {
+        if !self.paths[i].set_down(cause) {
             return;
         }
         let moved = self.send.requeue_path(i as u8, now);
@@ -329,18 +351,43 @@ impl Link {
         let chosen = path::select_active(&self.paths, self.active, now, self.cfg.fail_back_after);
         if chosen != self.active {
             let from = self.active_path();
+            let cause = self.change_cause(chosen);
             if let Some(old) = self.active {
                 let moved = self.send.requeue_path(old as u8, now);
                 self.paths[old].counters.retransmits += moved;
             }
             self.active = chosen;
             let to = self.active_path();
-            self.push_event(Event::ActivePathChanged { from, to });
+            if self.was_active {
+                self.path_changes += 1;
+                self.last_path_change = Some(path::PathChange {
+                    at: now,
+                    from,
+                    to,
+                    cause,
+                });
+            }
+            self.was_active |= chosen.is_some();
+            self.push_event(Event::ActivePathChanged { from, to, cause });
         }
         let carrier = self.active.is_some() && self.sessions.current.is_some();
         if carrier != self.carrier {
             self.carrier = carrier;
             self.push_event(Event::Carrier(carrier));
+        }
+    }
+
+    /// Why the active path is about to change to path index `chosen`.
+    fn change_cause(&self, chosen: Option<usize>) -> path::ChangeCause {
+        use path::{ChangeCause, PathState};
+        let Some(old) = self.active else {
+            return ChangeCause::Up;
+        };
+        let old = &self.paths[old];
+        match (old.state, old.down_cause, chosen) {
+            (PathState::Down, Some(cause), _) => ChangeCause::Down(cause),
+            (_, _, Some(new)) if self.paths[new].counters.downs == 0 => ChangeCause::Preferred,
+            _ => ChangeCause::FailBack(self.cfg.fail_back_after),
         }
     }
 }

@@ -3,7 +3,8 @@
 //! A path is **up** after a proof of a round trip on it (a probe reply, or an acknowledgement of
 //! frames sent on it) and **down** once no proof arrived for `dead_after`, or when its transport
 //! reports an error. The active path is the most preferred path that is up; traffic returns to a
-//! more preferred path only after it has been up for `fail_back_after` (hysteresis).
+//! more preferred path only after it has been up for `fail_back_after` (hysteresis), unless
+//! that path never went down (it merely came up later, as FC may at start).
 
 use std::time::Duration;
 
@@ -41,6 +42,33 @@ pub enum DownCause {
     TransportError,
 }
 
+/// Why the active path changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeCause {
+    /// The active path went down (failover, or no path left).
+    Down(DownCause),
+    /// A more preferred path that had failed before has been up for `fail_back_after`
+    /// (fail-back).
+    FailBack(Duration),
+    /// A more preferred path that never failed came up (it takes over at once).
+    Preferred,
+    /// A path came up while none was active.
+    Up,
+}
+
+/// One change of the active path, as [`crate::link::Link::last_path_change`] reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PathChange {
+    /// When it happened.
+    pub at: Duration,
+    /// The previous active path id.
+    pub from: Option<u8>,
+    /// The new active path id.
+    pub to: Option<u8>,
+    /// Why.
+    pub cause: ChangeCause,
+}
+
 /// Counters of one path.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct PathCounters {
@@ -58,6 +86,8 @@ pub struct PathCounters {
     pub probes_sent: u64,
     /// Probe replies received.
     pub probes_answered: u64,
+    /// Times the path went from up to down.
+    pub downs: u64,
 }
 
 /// How many recent probes the loss estimate looks at.
@@ -76,6 +106,8 @@ pub struct Path {
     pub last_proof: Option<Duration>,
     /// When it last came up.
     pub up_since: Option<Duration>,
+    /// Why it last went down.
+    pub down_cause: Option<DownCause>,
     /// Its counters.
     pub counters: PathCounters,
     /// Largest batch number acknowledged among frames sent here.
@@ -106,6 +138,7 @@ impl Path {
             rtt: RttEstimator::new(initial_rtt),
             last_proof: None,
             up_since: None,
+            down_cause: None,
             counters: PathCounters::default(),
             largest_acked_pn: None,
             loss_time: None,
@@ -169,9 +202,16 @@ impl Path {
         true
     }
 
-    /// Marks the path down; returns whether it was not down already.
-    pub fn set_down(&mut self) -> bool {
+    /// Marks the path down for `cause`; returns whether it was not down already (only then is
+    /// the cause recorded). A path that was up counts a down.
+    pub fn set_down(&mut self, cause: DownCause) -> bool {
         let was = self.state != PathState::Down;
+        if was {
+            self.down_cause = Some(cause);
+        }
+        if self.state == PathState::Up {
+            self.counters.downs += 1;
+        }
         self.state = PathState::Down;
         self.up_since = None;
         self.pto_count = 0;
@@ -233,7 +273,9 @@ impl Path {
 /// Picks the active path among `paths` given the current one.
 ///
 /// The most preferred path that is up wins, except that a path more preferred than a current
-/// path which is still up must have been up for `fail_back_after`.
+/// path which is still up must have been up for `fail_back_after` if it ever went down (a
+/// path coming back from a failure may fail again; one that never failed, like FC coming up
+/// a little after Ethernet when both ends start, takes over at once).
 pub fn select_active(
     paths: &[Path],
     current: Option<usize>,
@@ -249,9 +291,8 @@ pub fn select_active(
     let Some(cur) = current.filter(|&c| paths[c].state == PathState::Up) else {
         return Some(best);
     };
-    let held = paths[best]
-        .up_since
-        .is_some_and(|t| now >= t + fail_back_after);
+    let b = &paths[best];
+    let held = b.counters.downs == 0 || b.up_since.is_some_and(|t| now >= t + fail_back_after);
     if paths[best].config.preference < paths[cur].config.preference && held {
         Some(best)
     } else {
@@ -289,6 +330,23 @@ mod tests {
     }
 
     #[test]
+    fn only_a_path_that_was_up_counts_a_down() {
+        let mut p = path(0, 0);
+        assert!(p.set_down(DownCause::TransportError));
+        assert_eq!(
+            (p.counters.downs, p.down_cause),
+            (0, Some(DownCause::TransportError))
+        );
+        p.on_proof(MS);
+        assert!(p.set_down(DownCause::Silent(MS * 200)));
+        assert!(!p.set_down(DownCause::TransportError));
+        assert_eq!(
+            (p.counters.downs, p.down_cause),
+            (1, Some(DownCause::Silent(MS * 200)))
+        );
+    }
+
+    #[test]
     fn loss_counts_only_settled_probes() {
         let mut p = path(0, 0);
         let a = p.start_probe(Duration::ZERO);
@@ -299,18 +357,35 @@ mod tests {
     }
 
     #[test]
+    fn a_preferred_path_that_never_failed_takes_over_at_once() {
+        let mut paths = vec![path(0, 0), path(1, 1)];
+        paths[1].on_proof(MS);
+        assert_eq!(select_active(&paths, None, MS, MS * 1000), Some(1));
+        // Down before it ever came up (its transport failed at start): no failure of an up
+        // path, so no hold-down either.
+        paths[0].set_down(DownCause::TransportError);
+        paths[0].on_proof(MS * 10);
+        assert_eq!(select_active(&paths, Some(1), MS * 10, MS * 1000), Some(0));
+    }
+
+    #[test]
     fn selection_prefers_and_holds_down() {
         let mut paths = vec![path(0, 0), path(1, 1)];
         assert_eq!(select_active(&paths, None, MS, MS * 1000), None);
         paths[1].on_proof(MS);
         assert_eq!(select_active(&paths, None, MS, MS * 1000), Some(1));
+        paths[0].on_proof(MS * 5);
+        paths[0].set_down(DownCause::Silent(MS * 200));
         paths[0].on_proof(MS * 10);
         assert_eq!(select_active(&paths, Some(1), MS * 500, MS * 1000), Some(1));
         assert_eq!(
             select_active(&paths, Some(1), MS * 1010, MS * 1000),
             Some(0)
         );
-        paths[0].set_down();
+        assert!(paths[0].set_down(DownCause::TransportError));
+        assert!(!paths[0].set_down(DownCause::Silent(MS)));
+        assert_eq!(paths[0].counters.downs, 2);
+        assert_eq!(paths[0].down_cause, Some(DownCause::TransportError));
         assert_eq!(
             select_active(&paths, Some(0), MS * 1020, MS * 1000),
             Some(1)

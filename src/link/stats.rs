@@ -1,6 +1,6 @@
 //! Counters of a link, read with [`crate::link::Link::stats`].
 
-use super::path::{PathCounters, PathState};
+use super::path::{PathChange, PathCounters, PathState};
 use super::recv::RecvCounters;
 use super::sent::SendCounters;
 
@@ -87,6 +87,10 @@ pub struct LinkStats {
     pub hold_bytes: usize,
     /// Active path id.
     pub active_path: Option<u8>,
+    /// Changes of the active path (see [`crate::link::Link::path_changes`]).
+    pub path_changes: u64,
+    /// The latest of them.
+    pub last_path_change: Option<PathChange>,
     /// Per path.
     pub paths: Vec<PathStats>,
 }

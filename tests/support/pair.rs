@@ -510,6 +510,8 @@ fn empty_stats() -> LinkStats {
         send_buffer_bytes: 0,
         hold_bytes: 0,
         active_path: None,
+        path_changes: 0,
+        last_path_change: None,
         paths: Vec::new(),
     }
 }

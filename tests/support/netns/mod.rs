@@ -1,6 +1,6 @@
-//! The harness of the root-only suite `tests/netns.rs`: named network namespaces, the fcvpn
-//! processes (fabric and both ends) of one topology, checksummed TCP transfers between the
-//! namespaces, and the external tools (ping, iperf3).
+//! The harness of the root-only suites `tests/netns.rs` and `tests/failover.rs`: named network
+//! namespaces, the fcvpn processes (fabric and both ends) of one topology, checksummed TCP
+//! transfers between the namespaces, and the external tools (ping, iperf3).
 //!
 //! Everything a test creates is owned by a guard whose `Drop` removes it, also when the test
 //! panics: processes are stopped (SIGCONT, SIGTERM, then SIGKILL), control sockets of the
@@ -12,8 +12,11 @@
 
 #![allow(dead_code)]
 
+pub mod forged;
+pub mod iperf;
 pub mod ns;
 pub mod process;
+pub mod relay;
 pub mod tools;
 pub mod topology;
 pub mod transfer;
@@ -23,7 +26,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 pub use ns::Netns;
-pub use topology::{ADDRS, INITIATOR, TARGET, Topology};
+#[allow(unused_imports)] // Each suite uses its own part.
+pub use topology::{ADDRS, ETH_ADDRS, INITIATOR, Options, TARGET, Topology};
 pub use transfer::TransferSpec;
 
 /// Set to 1: the suite must run (fail instead of skipping when it cannot).
@@ -48,27 +52,32 @@ static SERIAL: Mutex<()> = Mutex::new(());
 /// Decides whether the suite runs. `None`: skip (a line saying why is printed). `Some`: run,
 /// holding the suite's lock. Panics instead of skipping when `FCVPN_REQUIRE_ROOT_SUITES=1`.
 pub fn gate() -> Option<MutexGuard<'static, ()>> {
+    gate_suite("netns")
+}
+
+/// [`gate`] for a suite that reports itself as `suite` (`SUITE suite SKIPPED: ...`).
+pub fn gate_suite(suite: &str) -> Option<MutexGuard<'static, ()>> {
     let required = std::env::var(REQUIRE_ENV).is_ok_and(|v| v == "1");
     if !required && std::env::var(SKIP_ENV).is_ok_and(|v| v == "1") {
-        eprintln!("netns suite SKIPPED: {SKIP_ENV}=1");
+        eprintln!("{suite} suite SKIPPED: {SKIP_ENV}=1");
         return None;
     }
     if !nix::unistd::geteuid().is_root() {
         assert!(
             !required,
-            "netns suite: {REQUIRE_ENV}=1 but not running as root"
+            "{suite} suite: {REQUIRE_ENV}=1 but not running as root"
         );
-        eprintln!("netns suite SKIPPED: needs root");
+        eprintln!("{suite} suite SKIPPED: needs root");
         return None;
     }
     let missing: Vec<&str> = TOOLS.into_iter().filter(|t| !on_path(t)).collect();
     if !missing.is_empty() {
         assert!(
             !required,
-            "netns suite: {REQUIRE_ENV}=1 but {missing:?} not found on PATH \
+            "{suite} suite: {REQUIRE_ENV}=1 but {missing:?} not found on PATH \
              (apt-get install iproute2 iperf3 iputils-ping)"
         );
-        eprintln!("netns suite SKIPPED: {missing:?} not found on PATH");
+        eprintln!("{suite} suite SKIPPED: {missing:?} not found on PATH");
         return None;
     }
     let guard = SERIAL.lock().unwrap_or_else(PoisonError::into_inner);
@@ -128,9 +137,11 @@ impl Drop for TempDir {
 }
 
 /// Prints `figure` as a line the closing note can quote: `netns: TEST: figure`.
+#[allow(unused_macros)] // tests/failover.rs prints its own prefix.
 macro_rules! figure {
     ($test:expr, $($arg:tt)*) => {
         eprintln!("netns: {}: {}", $test, format_args!($($arg)*))
     };
 }
+#[allow(unused_imports)]
 pub(crate) use figure;

@@ -1,8 +1,11 @@
 //! Two namespaces, a simulated fabric and the two fcvpn ends: the initiator in namespace A
-//! (10.77.0.1) and the target in namespace B (10.77.0.2).
+//! (10.77.0.1) and the target in namespace B (10.77.0.2). Optionally ([`Options::ethernet`])
+//! a veth pair joins the namespaces too (192.168.77.1 and .2, MTU 1500) and both ends use it
+//! as their `[ethernet]` backup path.
 
 use std::fs::File;
 use std::io;
+use std::net::SocketAddr;
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -22,6 +25,40 @@ pub const TARGET: usize = 1;
 /// The tunnel addresses of the two ends.
 pub const ADDRS: [&str; 2] = ["10.77.0.1", "10.77.0.2"];
 const ROLES: [&str; 2] = ["initiator", "target"];
+/// The addresses of the two ends on the veth pair of [`Options::ethernet`].
+pub const ETH_ADDRS: [&str; 2] = ["192.168.77.1", "192.168.77.2"];
+/// The UDP port both ends listen on for the Ethernet path.
+pub const ETH_PORT: u16 = 51900;
+
+/// How to build a [`Topology`].
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Arguments of `fcvpn fabric` (e.g. `["--drop", "0.05"]`).
+    pub fabric_args: Vec<String>,
+    /// Lines appended to the `[fc]` section of both configs (e.g. `"reads_in_flight = 8\n"`).
+    pub fc_lines: String,
+    /// Join the namespaces with a veth pair too, and give both ends an `[ethernet]` section:
+    /// `listen` on their veth address, port [`ETH_PORT`], `endpoint` the other end's.
+    pub ethernet: bool,
+    /// Per end, an `ethernet.endpoint` to use instead of the other end's listen address (e.g.
+    /// a relay the test runs).
+    pub endpoints: [Option<SocketAddr>; 2],
+}
+
+impl Options {
+    /// The default topology with the Ethernet path.
+    pub fn ethernet() -> Self {
+        Self {
+            ethernet: true,
+            ..Self::default()
+        }
+    }
+}
+
+/// The `ethernet.listen` address of end `i` (with [`Options::ethernet`]).
+pub fn eth_listen(i: usize) -> SocketAddr {
+    SocketAddr::new(ETH_ADDRS[i].parse().expect("an address"), ETH_PORT)
+}
 /// How long a stopped process gets between SIGTERM and SIGKILL.
 const GRACE: Duration = Duration::from_secs(5);
 
@@ -58,13 +95,24 @@ impl Topology {
     /// Like [`Topology::new`], with `fc_lines` (e.g. `"reads_in_flight = 8\n"`) appended to
     /// the `[fc]` section of both ends' configs.
     pub fn with_fc(fabric_args: &[&str], fc_lines: &str) -> Self {
-        Self::try_new(fabric_args, fc_lines)
-            .unwrap_or_else(|e| panic!("setting up the topology: {e}"))
+        Self::with_options(Options {
+            fabric_args: fabric_args.iter().map(|s| (*s).to_owned()).collect(),
+            fc_lines: fc_lines.to_owned(),
+            ..Options::default()
+        })
     }
 
-    fn try_new(fabric_args: &[&str], fc_lines: &str) -> io::Result<Self> {
+    /// The topology `opts` describes; the ends are not started.
+    pub fn with_options(opts: Options) -> Self {
+        Self::try_new(&opts).unwrap_or_else(|e| panic!("setting up the topology: {e}"))
+    }
+
+    fn try_new(opts: &Options) -> io::Result<Self> {
         let dir = TempDir::new()?;
         let ns = [Netns::new("a")?, Netns::new("b")?];
+        if opts.ethernet {
+            veth_pair(&ns)?;
+        }
         let n = super::unique();
         let pid = std::process::id() % 100_000;
         let names = [format!("fcv{pid:05}-{n}a"), format!("fcv{pid:05}-{n}b")];
@@ -89,7 +137,8 @@ impl Topology {
                     &keys[1 - i].1,
                     ROLES[i],
                     &socket,
-                ) + fc_lines,
+                ) + &opts.fc_lines
+                    + &ethernet_section(opts, i),
             )?;
             configs.push(path);
         }
@@ -98,7 +147,7 @@ impl Topology {
             configs: [configs[0].clone(), configs[1].clone()],
             public_keys: [keys[0].1.clone(), keys[1].1.clone()],
             socket,
-            fabric_args: fabric_args.iter().map(|s| (*s).to_owned()).collect(),
+            fabric_args: opts.fabric_args.clone(),
             fabric: None,
             ends: [None, None],
             logs: Vec::new(),
@@ -223,6 +272,17 @@ impl Topology {
         serde_json::from_slice(&out.stdout).map_err(|e| format!("show --json: {e}"))
     }
 
+    /// `fcvpn show NAME` (the human-readable form) for end `i`.
+    pub fn show_text(&self, i: usize) -> Result<String, String> {
+        let mut cmd = Command::new(bin());
+        cmd.args(["show", &self.names[i]]).stdin(Stdio::null());
+        let out = output_timeout(cmd, Duration::from_secs(5)).map_err(|e| e.to_string())?;
+        if !out.status.success() {
+            return Err(String::from_utf8_lossy(&out.stderr).trim().to_owned());
+        }
+        String::from_utf8(out.stdout).map_err(|e| e.to_string())
+    }
+
     /// Waits until both ends report carrier; returns how long that took.
     pub fn wait_carrier(&mut self, limit: Duration) -> Result<Duration, String> {
         let start = Instant::now();
@@ -261,6 +321,17 @@ impl Topology {
         self.start_end(INITIATOR);
         self.wait_carrier(Duration::from_secs(20))
             .unwrap_or_else(|e| panic!("bringing the link up: {e}"))
+    }
+
+    /// What end `i` (its latest run) logged so far.
+    pub fn end_log(&self, i: usize) -> String {
+        let suffix = format!("-{}-up.log", self.names[i]);
+        self.logs
+            .iter()
+            .rev()
+            .find(|p| p.to_string_lossy().ends_with(&suffix))
+            .and_then(|p| std::fs::read_to_string(p).ok())
+            .unwrap_or_default()
     }
 
     /// The control socket path of end `i`.
@@ -327,6 +398,39 @@ pub fn write_private(path: &Path, key: &str) -> io::Result<()> {
         .mode(0o600)
         .open(path)?;
     f.write_all(key.as_bytes())
+}
+
+/// Joins namespaces A and B with a veth pair: [`ETH_ADDRS`], MTU 1500, up.
+fn veth_pair(ns: &[Netns; 2]) -> io::Result<()> {
+    use super::ns::ip;
+    let tag = format!("fve{:05}{}", std::process::id() % 100_000, super::unique());
+    let ends = [format!("{tag}a"), format!("{tag}b")];
+    ip(&[
+        "link", "add", &ends[0], "type", "veth", "peer", "name", &ends[1],
+    ])?;
+    for i in 0..2 {
+        let dev = ends[i].as_str();
+        if let Err(e) = ip(&["link", "set", dev, "netns", ns[i].name()]) {
+            let _ = ip(&["link", "del", &ends[0]]);
+            return Err(e);
+        }
+        let addr = format!("{}/24", ETH_ADDRS[i]);
+        ip(&["-n", ns[i].name(), "addr", "add", &addr, "dev", dev])?;
+        ip(&["-n", ns[i].name(), "link", "set", dev, "mtu", "1500", "up"])?;
+    }
+    Ok(())
+}
+
+/// The `[ethernet]` section of end `i`, or nothing.
+fn ethernet_section(opts: &Options, i: usize) -> String {
+    if !opts.ethernet {
+        return String::new();
+    }
+    let endpoint = opts.endpoints[i].unwrap_or_else(|| eth_listen(1 - i));
+    format!(
+        "\n[ethernet]\nlisten = \"{}\"\nendpoint = \"{endpoint}\"\n",
+        eth_listen(i)
+    )
 }
 
 /// A `peer.conf` (the format `src/demo.rs` writes).

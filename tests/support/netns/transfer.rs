@@ -15,7 +15,11 @@ use sha2::{Digest, Sha256};
 use super::{ADDRS, Netns, Topology};
 
 const CHUNK: usize = 256 << 10;
-/// A gap between two reads at least this long is recorded as a [`Stall`].
+/// The smallest write of a paced sender.
+const MIN_PACED_CHUNK: usize = 16 << 10;
+/// A paced sender writes about this often.
+const PACE: Duration = Duration::from_millis(5);
+/// By default, a gap between two reads at least this long is recorded as a [`Stall`].
 pub const STALL: Duration = Duration::from_millis(50);
 
 /// A pause in the data flow seen by the receiver.
@@ -51,6 +55,8 @@ pub struct TransferSpec {
     pub limit: Duration,
     /// Seed of the pseudo-random bytes.
     pub seed: u64,
+    /// Gaps between two reads at least this long are recorded as [`Stall`]s.
+    pub stall: Duration,
 }
 
 impl TransferSpec {
@@ -63,13 +69,37 @@ impl TransferSpec {
             idle_timeout: Duration::from_secs(20),
             limit: Duration::from_secs(75),
             seed: 0x5eed_f00d,
+            stall: STALL,
         }
     }
 
-    /// At most `bytes_per_s` on average.
+    /// At most `bytes_per_s` on average, in writes about every 5 ms.
     pub fn rate(mut self, bytes_per_s: u64) -> Self {
         self.rate = Some(bytes_per_s);
         self
+    }
+
+    /// Records gaps of at least `gap` as stalls.
+    pub fn stall(mut self, gap: Duration) -> Self {
+        self.stall = gap;
+        self
+    }
+
+    /// Receiver port `port`.
+    pub fn port(mut self, port: u16) -> Self {
+        self.port = port;
+        self
+    }
+
+    /// The size of each write.
+    fn chunk(&self) -> usize {
+        match self.rate {
+            None => CHUNK,
+            Some(rate) => {
+                let per_pace = (rate as f64 * PACE.as_secs_f64()) as usize;
+                per_pace.clamp(MIN_PACED_CHUNK, CHUNK)
+            }
+        }
     }
 }
 
@@ -136,15 +166,16 @@ impl Transfer {
         let stalls = Arc::new(Mutex::new(Vec::new()));
         let (ready_tx, ready_rx) = mpsc::channel();
         let receiver = {
-            let (received, done, stalls, idle, limit) = (
+            let (received, done, stalls, idle, limit, gap) = (
                 Arc::clone(&received),
                 Arc::clone(&done),
                 Arc::clone(&stalls),
                 spec.idle_timeout,
                 spec.limit,
+                spec.stall,
             );
             to.thread("transfer-receiver", move || {
-                let r = receive(addr, (idle, limit), &ready_tx, &received, &stalls);
+                let r = receive(addr, (idle, limit, gap), &ready_tx, &received, &stalls);
                 done.store(true, Ordering::Release);
                 r
             })
@@ -209,9 +240,19 @@ impl Transfer {
         self.wait_for(bytes + 1, limit).map(|()| Instant::now())
     }
 
-    /// The pauses of at least [`STALL`] so far.
+    /// The pauses of at least [`TransferSpec::stall`] so far.
     pub fn stalls(&self) -> Vec<Stall> {
         self.stalls.lock().map(|v| v.clone()).unwrap_or_default()
+    }
+
+    /// The longest recorded pause that overlaps `from..until` (zero if none did).
+    pub fn longest_stall_between(&self, from: Instant, until: Instant) -> Duration {
+        self.stalls()
+            .iter()
+            .filter(|s| s.until > from && s.from < until)
+            .map(Stall::length)
+            .max()
+            .unwrap_or(Duration::ZERO)
     }
 
     /// The first pause that ends after `t` (an outage at `t` makes one), waiting up to `limit`
@@ -268,7 +309,7 @@ impl Transfer {
 
 fn receive(
     addr: SocketAddr,
-    (idle, limit): (Duration, Duration),
+    (idle, limit, gap): (Duration, Duration, Duration),
     ready: &mpsc::Sender<()>,
     received: &AtomicU64,
     stalls: &Mutex<Vec<Stall>>,
@@ -325,7 +366,7 @@ fn receive(
         }
         if bytes > 0 {
             longest_stall = longest_stall.max(now - last);
-            if now - last >= STALL {
+            if now - last >= gap {
                 if let Ok(mut v) = stalls.lock() {
                     v.push(Stall {
                         from: last,
@@ -356,10 +397,11 @@ fn send(addr: SocketAddr, spec: &TransferSpec) -> io::Result<Sent> {
     let start = Instant::now();
     let mut rng = spec.seed | 1;
     let mut hash = Sha256::new();
-    let mut buf = vec![0u8; CHUNK];
+    let chunk = spec.chunk();
+    let mut buf = vec![0u8; chunk];
     let mut sent = 0u64;
     while sent < spec.bytes {
-        let n = (spec.bytes - sent).min(CHUNK as u64) as usize;
+        let n = (spec.bytes - sent).min(chunk as u64) as usize;
         for word in buf[..n].chunks_mut(8) {
             // xorshift64*
             rng ^= rng >> 12;
