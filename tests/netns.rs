@@ -241,6 +241,9 @@ fn restart_of_either_end_keeps_tcp_connections() {
     for (end, sig, at) in events {
         x.wait_for(at, limit).unwrap_or_else(|e| panic!("{e}"));
         let name = t.names[end].clone();
+        // A route an admin added through the interface must outlive a crash and restart.
+        let route = ["route", "add", "10.200.0.0/24", "dev", name.as_str()];
+        assert_ok(t.ns[end].exec("ip", route), "ip route add");
         let at = x.received();
         let signalled = Instant::now();
         let status = t.kill_end(end, sig);
@@ -255,6 +258,13 @@ fn restart_of_either_end_keeps_tcp_connections() {
         t.wait_carrier(limit)
             .unwrap_or_else(|e| panic!("after restarting {name}: {e}"));
         let carrier = signalled.elapsed();
+        let routes = output_of(t.ns[end].exec("ip", ["route", "show", "10.200.0.0/24"]));
+        let routes = String::from_utf8_lossy(&routes.stdout);
+        assert_eq!(
+            routes.contains(&name),
+            sig == Signal::SIGKILL,
+            "after {sig:?} and a restart of {name}, the route through it: {routes:?}"
+        );
         let stall = x
             .stall_after(signalled, limit)
             .unwrap_or_else(|e| panic!("after restarting {name}: {e}"));
@@ -492,8 +502,18 @@ fn bad_input_fails_with_one_line_and_leaves_nothing() {
 }
 
 /// Runs `cmd` (from the calling thread) with a 20 s limit.
+/// Runs `cmd` and panics with its standard error unless it succeeds.
+fn assert_ok(cmd: Command, what: &str) {
+    let out = output_of(cmd);
+    assert!(
+        out.status.success(),
+        "{what}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 fn output_of(cmd: Command) -> std::process::Output {
-    output_timeout(cmd, Duration::from_secs(20)).expect("fcvpn up as nobody")
+    output_timeout(cmd, Duration::from_secs(20)).expect("a command that ends within 20 s")
 }
 
 #[test]
