@@ -245,9 +245,9 @@ mod tests {
             split(1472 * 2 + 60, 1472),
             [0..1472, 1472..2944, 2944..3004]
         );
-        assert_eq!(split(900, 1472), [0..900]);
-        assert_eq!(split(900, 0), [0..900]);
-        assert_eq!(split(1472, 1472), [0..1472]);
+        assert_eq!(split(900, 1472), vec![0..900]);
+        assert_eq!(split(900, 0), vec![0..900]);
+        assert_eq!(split(1472, 1472), vec![0..1472]);
         assert!(split(0, 1472).is_empty());
         assert!(split(0, 0).is_empty());
     }
