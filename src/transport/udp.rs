@@ -50,6 +50,9 @@ pub struct UdpPath {
     recv_buf: Vec<u8>,
     counters: TransportCounters,
     errors: u64,
+    /// Whether the last drive stopped at [`BURST`] with work left (the loop must come back at
+    /// once rather than wait for a descriptor or a timer).
+    more: bool,
 }
 
 impl UdpPath {
@@ -78,10 +81,12 @@ impl UdpPath {
             recv_buf: vec![0u8; RECV_BUFFER],
             counters: TransportCounters::default(),
             errors: 0,
+            more: false,
         })
     }
 
-    fn receive(&mut self, now: Duration, link: &mut Link, deliver: &mut dyn FnMut(&[u8])) {
+    /// Takes what arrived; false if it stopped at [`BURST`] with more perhaps waiting.
+    fn receive(&mut self, now: Duration, link: &mut Link, deliver: &mut dyn FnMut(&[u8])) -> bool {
         for _ in 0..BURST {
             match self.receive_group() {
                 Ok((n, segment)) => {
@@ -90,13 +95,14 @@ impl UdpPath {
                         link.handle_batch(now, ETHERNET_PATH, &mut self.recv_buf[r], deliver);
                     }
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
                 Err(e) => {
                     self.error("receive", &e);
-                    return;
+                    return true;
                 }
             }
         }
+        false
     }
 
     /// Receives one datagram, or a group of them (GRO); returns the length and the segment
@@ -126,11 +132,14 @@ impl UdpPath {
         Ok((msg.bytes, segment))
     }
 
-    fn send(&mut self, now: Duration, link: &mut Link) {
+    /// Sends what the link has; false if it stopped at [`BURST`] with more perhaps waiting.
+    fn send(&mut self, now: Duration, link: &mut Link) -> bool {
+        let mut done = false;
         for _ in 0..BURST {
             let at = self.coalescer.offset();
             let out = &mut self.send_buf[at..at + self.max_datagram];
             let Some(n) = link.poll_transmit(now, ETHERNET_PATH, out) else {
+                done = true;
                 break;
             };
             match self.coalescer.commit(n) {
@@ -148,6 +157,7 @@ impl UdpPath {
         if !self.coalescer.is_empty() {
             self.flush();
         }
+        done
     }
 
     /// Sends the open group: one `sendmsg` with GSO, or one datagram at a time.
@@ -249,12 +259,14 @@ impl Transport for UdpPath {
     }
 
     fn drive(&mut self, now: Duration, link: &mut Link, deliver: &mut dyn FnMut(&[u8])) {
-        self.receive(now, link, deliver);
-        self.send(now, link);
+        let received = self.receive(now, link, deliver);
+        let sent = self.send(now, link);
+        self.more = !(received && sent);
     }
 
     fn deadline(&self) -> Option<Duration> {
-        None
+        // Work left over from a burst is due now.
+        self.more.then_some(Duration::ZERO)
     }
 
     fn counters(&self) -> TransportCounters {
