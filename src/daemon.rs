@@ -339,3 +339,57 @@ fn shut_down(driver: &mut Driver) {
         tracing::warn!("removing the interface: {e}");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::PrivateKey;
+
+    fn parse(sections: &str) -> Config {
+        let own = PrivateKey::from_bytes([1; 32]).to_base64();
+        let peer = PrivateKey::from_bytes([2; 32]).public_key().to_base64();
+        let text = format!(
+            "[interface]\nprivate_key = \"{}\"\n[peer]\npublic_key = \"{peer}\"\n{sections}",
+            own.as_str()
+        );
+        Config::parse(&text, Path::new("t.conf")).expect("valid")
+    }
+
+    const FC: &str = "[fc]\nrole = \"target\"\nbackend = \"sim\"\nfabric = \"f.sock\"\n";
+    const ETHERNET: &str =
+        "[ethernet]\nlisten = \"127.0.0.1:51900\"\nendpoint = \"127.0.0.1:51901\"\n";
+
+    fn path_ids(cfg: &Config) -> Vec<(u8, usize)> {
+        link_config(cfg)
+            .paths
+            .iter()
+            .map(|p| (p.id, p.max_batch))
+            .collect()
+    }
+
+    #[test]
+    fn paths_follow_the_sections() {
+        assert_eq!(path_ids(&parse(FC)), [(FC_PATH, 1 << 20)]);
+        let both = parse(&format!("{FC}{ETHERNET}"));
+        assert_eq!(path_ids(&both), [(FC_PATH, 1 << 20), (ETHERNET_PATH, 1472)]);
+        let ethernet = parse(ETHERNET);
+        assert_eq!(path_ids(&ethernet), [(ETHERNET_PATH, 1472)]);
+        assert_eq!(
+            link_config(&ethernet).paths[0].max_in_flight,
+            ETHERNET_WINDOW
+        );
+        // No FC backend to check before an Ethernet-only link comes up.
+        assert!(check_backend(&ethernet, Path::new("t.conf")).is_ok());
+    }
+
+    #[test]
+    fn an_ethernet_only_link_has_no_role_nor_backend() {
+        let info = static_info(&parse(ETHERNET));
+        assert_eq!((info.role.as_str(), info.backend.as_str()), ("none", "udp"));
+        let info = static_info(&parse(FC));
+        assert_eq!(
+            (info.role.as_str(), info.backend.as_str()),
+            ("target", "sim")
+        );
+    }
+}
