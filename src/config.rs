@@ -125,7 +125,7 @@ pub struct Config {
     pub ethernet: Option<Ethernet>,
 }
 
-/// The Ethernet backup path: encrypted UDP inside the same session as FC.
+/// The Ethernet path: encrypted UDP in the same session as FC (its backup), or alone.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ethernet {
     /// Local address and port to receive on.
