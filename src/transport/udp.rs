@@ -1,4 +1,5 @@
-//! The Ethernet path (FC's backup, or the only path): each batch is one UDP datagram to the peer's endpoint.
+//! The Ethernet path (FC's backup, or the only path): each batch is one UDP datagram to the
+//! peer's endpoint.
 //!
 //! It carries the same session as Fibre Channel (same keys, counter and sequence space), so a
 //! frame sent on FC and resent here is delivered once. Datagrams that fail any check are
