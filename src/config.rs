@@ -13,7 +13,7 @@
 //! [peer]
 //! public_key = "<base64>"
 //!
-//! [fc]
+//! [fc]                              # optional when [ethernet] is given (Ethernet only)
 //! role = "target"                   # "target" or "initiator"
 //! backend = "sim"                   # "sim": the simulated fabric
 //! fabric = "/run/fcvpn/fabric.sock" # the simulated fabric's socket (backend "sim")
@@ -25,7 +25,15 @@
 //! command_timeout_ms = 1500         # 1001..=60000 (more than the longest read hold)
 //! probe_interval_ms = 50            # 10..=10000
 //! dead_after_ms = 200               # at least twice probe_interval_ms; at most 60000
+//!
+//! [ethernet]                        # optional when [fc] is given (then the backup path)
+//! listen = "192.0.2.1:51900"        # local address and port
+//! endpoint = "192.0.2.2:51900"      # the peer's
+//! max_datagram = 1472               # 512..=65507; default 1472 (IPv4) or 1452 (IPv6)
 //! ```
+//!
+//! A link needs `[fc]`, `[ethernet]` or both: with both, FC carries the traffic and Ethernet
+//! takes over when FC fails; with `[ethernet]` alone, the link runs over UDP only.
 //!
 //! Unknown keys and sections are errors, and so is every value out of its range: a typo never
 //! silently falls back to a default. Relative paths are relative to the file's directory. A
@@ -111,13 +119,13 @@ pub struct Config {
     pub interface: Interface,
     /// The `[peer]` section: the other end.
     pub peer: Peer,
-    /// The `[fc]` section: the Fibre Channel transport.
-    pub fc: Fc,
-    /// The optional `[ethernet]` section: the UDP backup path.
+    /// The `[fc]` section: the Fibre Channel transport. `None` for an Ethernet-only link.
+    pub fc: Option<Fc>,
+    /// The `[ethernet]` section: the UDP path (the backup next to FC, or the only path).
     pub ethernet: Option<Ethernet>,
 }
 
-/// The Ethernet backup path: encrypted UDP inside the same session as FC.
+/// The Ethernet path: encrypted UDP in the same session as FC (its backup), or alone.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ethernet {
     /// Local address and port to receive on.
@@ -269,7 +277,16 @@ impl Config {
                 "is this end's own public key; give the other end's".to_owned(),
             ));
         }
-        let fc = build.fc(raw.fc.as_ref(), &public)?;
+        // Without [ethernet], [fc] is required (and a missing one is reported by its keys);
+        // with it, [fc] may be left out: an Ethernet-only link.
+        let fc = match (&raw.fc, &raw.ethernet) {
+            (Some(fc), _) => Some(build.fc(Some(fc), &public)?),
+            (None, Some(_)) => None,
+            (None, None) => {
+                let reason = "missing: a link needs [fc], [ethernet] or both".to_owned();
+                return Err(build.err(None, "fc", reason));
+            }
+        };
         let ethernet = raw
             .ethernet
             .as_ref()

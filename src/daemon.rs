@@ -91,7 +91,10 @@ pub fn up(path: &Path) -> Result<(), UpError> {
         what: "signal setup".into(),
         source: e.into(),
     })?;
-    let mut transports = vec![build_transport(&cfg)?];
+    let mut transports = Vec::new();
+    if let Some(fc) = &cfg.fc {
+        transports.push(build_transport(&cfg, fc)?);
+    }
     if let Some(e) = &cfg.ethernet {
         let udp = UdpPath::bind(e.listen, e.endpoint, e.max_datagram)
             .map_err(io_err(format!("ethernet.listen {}", e.listen)))?;
@@ -113,12 +116,15 @@ pub fn up(path: &Path) -> Result<(), UpError> {
         );
     }
     let info = static_info(&cfg);
-    tracing::info!(
-        "{} up as FC {} over the {} backend",
-        info.name,
-        info.role,
-        info.backend
-    );
+    match &cfg.fc {
+        Some(_) => tracing::info!(
+            "{} up as FC {} over the {} backend",
+            info.name,
+            info.role,
+            info.backend
+        ),
+        None => tracing::info!("{} up over Ethernet (UDP) only", info.name),
+    }
     let mut driver = Driver::new(link, Box::new(tun), transports, info, epoch);
     driver.control = Some(control);
     let result = driver.run(stop.as_fd()).map_err(io_err("event loop"));
@@ -128,7 +134,10 @@ pub fn up(path: &Path) -> Result<(), UpError> {
 
 /// Checks what the backend needs before anything is created.
 fn check_backend(cfg: &Config, path: &Path) -> Result<(), UpError> {
-    if let Backend::Sim { fabric } = &cfg.fc.backend {
+    let Some(fc) = &cfg.fc else {
+        return Ok(());
+    };
+    if let Backend::Sim { fabric } = &fc.backend {
         use std::os::unix::fs::FileTypeExt;
         let is_socket = std::fs::metadata(fabric).is_ok_and(|m| m.file_type().is_socket());
         if !is_socket {
@@ -141,7 +150,7 @@ fn check_backend(cfg: &Config, path: &Path) -> Result<(), UpError> {
     if let Some(spec) = LioSpec::from_config(cfg) {
         lio::check_prerequisites(&LioPaths::system(), &spec).map_err(TcmuError::from)?;
     }
-    if let Backend::Sg { device } = &cfg.fc.backend {
+    if let Backend::Sg { device } = &fc.backend {
         let roots = crate::transport::sg_discovery::Roots::default();
         crate::transport::sg_discovery::preflight(device, &roots).map_err(|why| UpError::Io {
             what: "fc.device".into(),
@@ -163,11 +172,13 @@ fn stop_signals() -> nix::Result<SignalFd> {
 
 fn link_config(cfg: &Config) -> LinkConfig {
     let local = LocalStatic::new(cfg.interface.private_key.clone());
-    let fc = &cfg.fc;
-    let mut path = PathConfig::new(FC_PATH, "fc", 0, fc.max_transfer);
-    path.probe_interval = fc.probe_interval;
-    path.dead_after = fc.dead_after;
-    let mut paths = vec![path];
+    let mut paths = Vec::new();
+    if let Some(fc) = &cfg.fc {
+        let mut path = PathConfig::new(FC_PATH, "fc", 0, fc.max_transfer);
+        path.probe_interval = fc.probe_interval;
+        path.dead_after = fc.dead_after;
+        paths.push(path);
+    }
     if let Some(e) = &cfg.ethernet {
         let mut eth = PathConfig::new(ETHERNET_PATH, "ethernet", 1, e.max_datagram);
         eth.max_in_flight = ETHERNET_WINDOW;
@@ -199,22 +210,21 @@ fn tun_settings(cfg: &Config) -> TunSettings {
     }
 }
 
-fn build_transport(cfg: &Config) -> Result<Box<dyn Transport>, UpError> {
-    let fc = &cfg.fc;
+fn build_transport(cfg: &Config, fc: &config::Fc) -> Result<Box<dyn Transport>, UpError> {
     match (&fc.backend, fc.role) {
         (Backend::Sim { fabric }, Role::Target) => {
             let backend = SimTarget::new(fabric.clone(), fc.port);
             Ok(Box::new(TargetPort::new(
                 backend,
                 virtual_device(cfg),
-                target_settings(cfg),
+                target_settings(fc),
             )))
         }
         (Backend::Sim { fabric }, Role::Initiator) => {
             let backend = SimInitiator::new(fabric.clone(), fc.port);
             Ok(Box::new(InitiatorPort::new(
                 backend,
-                initiator_settings(cfg),
+                initiator_settings(cfg, fc),
             )))
         }
         (
@@ -236,7 +246,7 @@ fn build_transport(cfg: &Config) -> Result<Box<dyn Transport>, UpError> {
             Ok(Box::new(TargetPort::new(
                 backend,
                 device,
-                target_settings(cfg),
+                target_settings(fc),
             )))
         }
         (Backend::Sg { device }, Role::Initiator) => {
@@ -244,7 +254,7 @@ fn build_transport(cfg: &Config) -> Result<Box<dyn Transport>, UpError> {
             let peer = DeviceIdentity::from_target_public(cfg.peer.public_key.as_bytes());
             let mut backend = SgInitiator::new(device.clone(), peer);
             backend.wait_connected(FIRST_SEARCH_WAIT); // Not found yet: the port keeps looking.
-            let mut settings = initiator_settings(cfg);
+            let mut settings = initiator_settings(cfg, fc);
             settings.max_transfer = settings.max_transfer.min(backend.max_transfer());
             backend.set_transfer(settings.max_transfer);
             Ok(Box::new(InitiatorPort::new(backend, settings)))
@@ -263,16 +273,15 @@ fn virtual_device(cfg: &Config) -> VirtualDevice {
     )
 }
 
-fn target_settings(cfg: &Config) -> TargetSettings {
+fn target_settings(fc: &config::Fc) -> TargetSettings {
     TargetSettings {
-        read_hold: cfg.fc.read_hold,
-        max_transfer: cfg.fc.max_transfer,
+        read_hold: fc.read_hold,
+        max_transfer: fc.max_transfer,
         reconnect_every: RECONNECT_EVERY,
     }
 }
 
-fn initiator_settings(cfg: &Config) -> InitiatorSettings {
-    let fc = &cfg.fc;
+fn initiator_settings(cfg: &Config, fc: &config::Fc) -> InitiatorSettings {
     let local = cfg.interface.private_key.public_key();
     InitiatorSettings {
         nexus_tag: nexus_tag(cfg.peer.public_key.as_bytes(), local.as_bytes()),
@@ -294,9 +303,10 @@ const RECONNECT_EVERY: Duration = Duration::from_millis(200);
 fn static_info(cfg: &Config) -> StaticInfo {
     StaticInfo {
         name: cfg.interface.name.clone(),
-        role: match cfg.fc.role {
-            Role::Target => "target",
-            Role::Initiator => "initiator",
+        role: match cfg.fc.as_ref().map(|fc| fc.role) {
+            Some(Role::Target) => "target",
+            Some(Role::Initiator) => "initiator",
+            None => "none",
         }
         .to_owned(),
         mode: match cfg.interface.mode {
@@ -304,10 +314,11 @@ fn static_info(cfg: &Config) -> StaticInfo {
             Mode::Tap => "tap",
         }
         .to_owned(),
-        backend: match cfg.fc.backend {
-            Backend::Sim { .. } => "sim",
-            Backend::Tcmu { .. } => "tcmu",
-            Backend::Sg { .. } => "sg",
+        backend: match cfg.fc.as_ref().map(|fc| &fc.backend) {
+            Some(Backend::Sim { .. }) => "sim",
+            Some(Backend::Tcmu { .. }) => "tcmu",
+            Some(Backend::Sg { .. }) => "sg",
+            None => "udp",
         }
         .to_owned(),
         peer_public_key: cfg.peer.public_key.to_base64(),
@@ -326,5 +337,59 @@ fn shut_down(driver: &mut Driver) {
     }
     if let Err(e) = driver.tun.remove() {
         tracing::warn!("removing the interface: {e}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::PrivateKey;
+
+    fn parse(sections: &str) -> Config {
+        let own = PrivateKey::from_bytes([1; 32]).to_base64();
+        let peer = PrivateKey::from_bytes([2; 32]).public_key().to_base64();
+        let text = format!(
+            "[interface]\nprivate_key = \"{}\"\n[peer]\npublic_key = \"{peer}\"\n{sections}",
+            own.as_str()
+        );
+        Config::parse(&text, Path::new("t.conf")).expect("valid")
+    }
+
+    const FC: &str = "[fc]\nrole = \"target\"\nbackend = \"sim\"\nfabric = \"f.sock\"\n";
+    const ETHERNET: &str =
+        "[ethernet]\nlisten = \"127.0.0.1:51900\"\nendpoint = \"127.0.0.1:51901\"\n";
+
+    fn path_ids(cfg: &Config) -> Vec<(u8, usize)> {
+        link_config(cfg)
+            .paths
+            .iter()
+            .map(|p| (p.id, p.max_batch))
+            .collect()
+    }
+
+    #[test]
+    fn paths_follow_the_sections() {
+        assert_eq!(path_ids(&parse(FC)), [(FC_PATH, 1 << 20)]);
+        let both = parse(&format!("{FC}{ETHERNET}"));
+        assert_eq!(path_ids(&both), [(FC_PATH, 1 << 20), (ETHERNET_PATH, 1472)]);
+        let ethernet = parse(ETHERNET);
+        assert_eq!(path_ids(&ethernet), [(ETHERNET_PATH, 1472)]);
+        assert_eq!(
+            link_config(&ethernet).paths[0].max_in_flight,
+            ETHERNET_WINDOW
+        );
+        // No FC backend to check before an Ethernet-only link comes up.
+        assert!(check_backend(&ethernet, Path::new("t.conf")).is_ok());
+    }
+
+    #[test]
+    fn an_ethernet_only_link_has_no_role_nor_backend() {
+        let info = static_info(&parse(ETHERNET));
+        assert_eq!((info.role.as_str(), info.backend.as_str()), ("none", "udp"));
+        let info = static_info(&parse(FC));
+        assert_eq!(
+            (info.role.as_str(), info.backend.as_str()),
+            ("target", "sim")
+        );
     }
 }

@@ -167,12 +167,15 @@ fn pubkey() -> Result<(), String> {
 
 fn check(path: &std::path::Path) -> Result<(), String> {
     let cfg = Config::load(path).map_err(|e| e.to_string())?;
+    let over = match (&cfg.fc, &cfg.ethernet) {
+        (Some(fc), Some(_)) => format!("{:?} over {:?}, Ethernet backup", fc.role, fc.backend),
+        (Some(fc), None) => format!("{:?} over {:?}", fc.role, fc.backend),
+        (None, _) => "Ethernet (UDP) only".to_owned(),
+    };
     println!(
-        "{}: ok: link {} ({:?} over {:?})",
+        "{}: ok: link {} ({over})",
         path.display(),
-        cfg.interface.name,
-        cfg.fc.role,
-        cfg.fc.backend
+        cfg.interface.name
     );
     Ok(())
 }

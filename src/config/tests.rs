@@ -210,7 +210,7 @@ fn missing_keys() {
         ),
         (
             "[interface]\nprivate_key = \"PRIV\"\n[peer]\npublic_key = \"PUB\"\n",
-            "1: fc.role: missing",
+            "1: fc: missing: a link needs [fc], [ethernet] or both",
         ),
         (
             "[interface]\nprivate_key = \"PRIV\"\n[peer]\npublic_key = \"PUB\"\n[fc]\nbackend = \"sim\"\n",
@@ -483,15 +483,15 @@ fn minimal_target_takes_the_defaults() {
         probe_interval: Duration::from_millis(50),
         dead_after: Duration::from_millis(200),
     };
-    assert_eq!(c.fc, want);
-    assert_eq!(c.fc.port >> 60, 5);
+    assert_eq!(c.fc.as_ref(), Some(&want));
+    assert_eq!(c.fc.as_ref().unwrap().port >> 60, 5);
 }
 
 #[test]
 fn minimal_initiator() {
     let text = MINIMAL_TARGET.replace("\"target\"", "\"initiator\"");
     let c = parse(&text).unwrap();
-    assert_eq!(c.fc.role, Role::Initiator);
+    assert_eq!(c.fc.as_ref().unwrap().role, Role::Initiator);
 }
 
 #[test]
@@ -545,7 +545,7 @@ dead_after_ms = 20
         probe_interval: Duration::from_millis(10),
         dead_after: Duration::from_millis(20),
     };
-    assert_eq!(c.fc, want);
+    assert_eq!(c.fc.as_ref(), Some(&want));
 }
 
 #[test]
@@ -567,8 +567,11 @@ fc = { role = "target", backend = "sim", fabric = "f.sock", port = "naa.5001405F
 "#;
     let c = parse(text).unwrap();
     assert_eq!(c.interface.name, "fc0");
-    assert_eq!(c.fc.port, 0x5001_405f_c000_0002);
-    assert_eq!(format_port_naa(c.fc.port), "naa.5001405fc0000002");
+    assert_eq!(c.fc.as_ref().unwrap().port, 0x5001_405f_c000_0002);
+    assert_eq!(
+        format_port_naa(c.fc.as_ref().unwrap().port),
+        "naa.5001405fc0000002"
+    );
 }
 
 #[test]
@@ -576,14 +579,14 @@ fn fabric_is_relative_to_the_file() {
     let text = MINIMAL_TARGET.replace("fabric.sock", "run/../fab.sock");
     let c = Config::parse(&doc(&text), Path::new("/etc/fcvpn/peer.conf")).unwrap();
     assert_eq!(
-        c.fc.backend,
+        c.fc.as_ref().unwrap().backend,
         Backend::Sim {
             fabric: PathBuf::from("/etc/fcvpn/run/../fab.sock")
         }
     );
     let c = Config::parse(&doc(MINIMAL_TARGET), Path::new("peer.conf")).unwrap();
     assert_eq!(
-        c.fc.backend,
+        c.fc.as_ref().unwrap().backend,
         Backend::Sim {
             fabric: PathBuf::from("fabric.sock")
         }
@@ -616,7 +619,7 @@ fn load_reads_a_relative_key_file() {
     assert_eq!(c.path, conf);
     assert_eq!(c.interface.private_key.public_key(), key(1).public_key());
     assert_eq!(
-        c.fc.backend,
+        c.fc.as_ref().unwrap().backend,
         Backend::Sim {
             fabric: dir.0.join("etc/fabric.sock")
         }
@@ -759,8 +762,8 @@ fn tcmu_and_sg_backends() {
         fabric_module: FabricModule::Loopback,
         allowed_initiators: vec![0x5001_405f_c000_0002, 0x5001_405f_c000_0003],
     };
-    assert_eq!(cfg.fc.backend, want);
-    assert_eq!(cfg.fc.port, 0x5001_405f_c000_0001);
+    assert_eq!(cfg.fc.as_ref().unwrap().backend, want);
+    assert_eq!(cfg.fc.as_ref().unwrap().port, 0x5001_405f_c000_0001);
     let sg = MINIMAL_TARGET
         .replace("role = \"target\"", "role = \"initiator\"")
         .replace(
@@ -768,7 +771,7 @@ fn tcmu_and_sg_backends() {
             "backend = \"sg\"",
         );
     assert_eq!(
-        parse(&sg).unwrap().fc.backend,
+        parse(&sg).unwrap().fc.unwrap().backend,
         Backend::Sg {
             device: SgDevice::Auto
         }
@@ -778,7 +781,7 @@ fn tcmu_and_sg_backends() {
         "backend = \"sg\"\ndevice = \"/dev/sg3\"",
     );
     assert_eq!(
-        parse(&path).unwrap().fc.backend,
+        parse(&path).unwrap().fc.unwrap().backend,
         Backend::Sg {
             device: SgDevice::Path("/dev/sg3".into())
         }
@@ -832,4 +835,76 @@ fn tcmu_and_sg_errors() {
         let got = parse(&text).unwrap_err().to_string();
         assert!(got.starts_with(want), "got {got:?}, want {want:?}");
     }
+}
+
+/// A valid Ethernet-only configuration: no `[fc]`.
+const ETHERNET_ONLY: &str = r#"[interface]
+private_key = "PRIV"
+
+[peer]
+public_key = "PUB"
+
+[ethernet]
+listen = "10.99.0.1:51900"
+endpoint = "10.99.0.2:51900"
+"#;
+
+#[test]
+fn ethernet_only_link() {
+    let c = parse(ETHERNET_ONLY).unwrap();
+    assert_eq!(c.fc, None);
+    let want = Ethernet {
+        listen: "10.99.0.1:51900".parse().unwrap(),
+        endpoint: "10.99.0.2:51900".parse().unwrap(),
+        max_datagram: 1472,
+    };
+    assert_eq!(c.ethernet, Some(want));
+    assert_eq!(c.interface.mtu, DEFAULT_TUN_MTU);
+}
+
+#[test]
+fn ethernet_next_to_fc() {
+    let text = format!(
+        "{MINIMAL_TARGET}\n[ethernet]\nlisten = \"0.0.0.0:51900\"\nendpoint = \"[fd99::2]:51900\"\nmax_datagram = 8972\n"
+    );
+    let c = parse(&text).unwrap();
+    assert_eq!(c.fc.as_ref().unwrap().role, Role::Target);
+    let e = c.ethernet.unwrap();
+    assert_eq!(e.endpoint, "[fd99::2]:51900".parse().unwrap());
+    assert_eq!(e.max_datagram, 8972);
+    // Without max_datagram, an IPv6 endpoint gets the IPv6 default.
+    let v6 = ETHERNET_ONLY.replace("10.99.0.2:51900", "[fd99::2]:51900");
+    assert_eq!(parse(&v6).unwrap().ethernet.unwrap().max_datagram, 1452);
+}
+
+#[test]
+fn ethernet_errors() {
+    let without = |key: &str| {
+        ETHERNET_ONLY
+            .lines()
+            .filter(|l| !l.starts_with(key))
+            .map(|l| format!("{l}\n"))
+            .collect::<String>()
+    };
+    check_errors(&[
+        (&without("listen"), "7: ethernet.listen: missing"),
+        (&without("endpoint"), "7: ethernet.endpoint: missing"),
+        (
+            &ETHERNET_ONLY.replace("10.99.0.2:51900", "10.99.0.2"),
+            "9: ethernet.endpoint: \"10.99.0.2\" is not an address and port (like \"192.0.2.1:51900\" or \"[2001:db8::1]:51900\")",
+        ),
+        (
+            &format!("{ETHERNET_ONLY}max_datagram = 100\n"),
+            "10: ethernet.max_datagram: must be in 512..=65507, got 100",
+        ),
+        (
+            &format!("{ETHERNET_ONLY}mtu = 1500\n"),
+            "10: ethernet.mtu: unknown key",
+        ),
+        // An [fc] section next to [ethernet] is checked as usual.
+        (
+            &format!("{ETHERNET_ONLY}\n[fc]\nrole = \"target\"\n"),
+            "11: fc.backend: missing",
+        ),
+    ]);
 }

@@ -136,21 +136,23 @@ impl LioSpec {
         }
     }
 
-    /// The spec for a target end with `backend = "tcmu"`, or `None` for any other backend.
+    /// The spec for a target end with `backend = "tcmu"`, or `None` for any other backend (or
+    /// an Ethernet-only link).
     pub fn from_config(cfg: &Config) -> Option<Self> {
+        let fc = cfg.fc.as_ref()?;
         let Backend::Tcmu {
             fabric_module,
             allowed_initiators,
-        } = &cfg.fc.backend
+        } = &fc.backend
         else {
             return None;
         };
         Some(Self::new(
             &cfg.interface.name,
             *fabric_module,
-            cfg.fc.port,
+            fc.port,
             allowed_initiators.clone(),
-            cfg.fc.max_transfer,
+            fc.max_transfer,
         ))
     }
 
