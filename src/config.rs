@@ -212,6 +212,8 @@ pub enum Backend {
     Sim {
         /// The fabric's socket; its existence is checked when the link comes up.
         fabric: PathBuf,
+        /// The line of `fabric` in the file, for that check's error.
+        line: usize,
     },
     /// Target end: LIO with a TCMU user backstore, exported on a fabric module.
     Tcmu {
@@ -558,6 +560,7 @@ impl Build<'_> {
                 }
                 Ok(Backend::Sim {
                     fabric: self.dir.join(fabric.get_ref()),
+                    line: self.src.line_of(fabric.span().start),
                 })
             }
             Kind::Tcmu if role != Role::Target => Err(wrong_role("target")),

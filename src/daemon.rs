@@ -39,11 +39,13 @@ pub enum UpError {
     NotRoot,
     /// The simulated fabric's socket does not exist.
     #[error(
-        "{file}: fc.fabric: {socket}: no such socket; start `fcvpn fabric --socket {socket}` first"
+        "{file}:{line}: fc.fabric: {socket}: no such socket; start `fcvpn fabric --socket {socket}` first"
     )]
     NoFabric {
         /// The config file.
         file: String,
+        /// The line of `fabric` in it.
+        line: usize,
         /// The socket path.
         socket: String,
     },
@@ -137,12 +139,13 @@ fn check_backend(cfg: &Config, path: &Path) -> Result<(), UpError> {
     let Some(fc) = &cfg.fc else {
         return Ok(());
     };
-    if let Backend::Sim { fabric } = &fc.backend {
+    if let Backend::Sim { fabric, line } = &fc.backend {
         use std::os::unix::fs::FileTypeExt;
         let is_socket = std::fs::metadata(fabric).is_ok_and(|m| m.file_type().is_socket());
         if !is_socket {
             return Err(UpError::NoFabric {
                 file: path.display().to_string(),
+                line: *line,
                 socket: fabric.display().to_string(),
             });
         }
@@ -212,7 +215,7 @@ fn tun_settings(cfg: &Config) -> TunSettings {
 
 fn build_transport(cfg: &Config, fc: &config::Fc) -> Result<Box<dyn Transport>, UpError> {
     match (&fc.backend, fc.role) {
-        (Backend::Sim { fabric }, Role::Target) => {
+        (Backend::Sim { fabric, .. }, Role::Target) => {
             let backend = SimTarget::new(fabric.clone(), fc.port);
             Ok(Box::new(TargetPort::new(
                 backend,
@@ -220,7 +223,7 @@ fn build_transport(cfg: &Config, fc: &config::Fc) -> Result<Box<dyn Transport>, 
                 target_settings(fc),
             )))
         }
-        (Backend::Sim { fabric }, Role::Initiator) => {
+        (Backend::Sim { fabric, .. }, Role::Initiator) => {
             let backend = SimInitiator::new(fabric.clone(), fc.port);
             Ok(Box::new(InitiatorPort::new(
                 backend,

@@ -427,6 +427,7 @@ fn bad_input_fails_with_one_line_and_leaves_nothing() {
                 &dir.join("absent.sock").display().to_string(),
             ),
             expect: vec![
+                "missing-fabric.conf:12: fc.fabric:".into(),
                 "absent.sock".into(),
                 "no such socket".into(),
                 "fc.fabric".into(),

@@ -473,6 +473,7 @@ fn minimal_target_takes_the_defaults() {
         role: Role::Target,
         backend: Backend::Sim {
             fabric: PathBuf::from("etc/fabric.sock"),
+            line: 10,
         },
         port: default_port_name(&key(1).public_key()),
         read_hold: Duration::from_millis(250),
@@ -535,6 +536,7 @@ dead_after_ms = 20
         role: Role::Initiator,
         backend: Backend::Sim {
             fabric: PathBuf::from("/run/fcvpn/fabric.sock"),
+            line: 17,
         },
         port: 0x5001_405f_c000_0001,
         read_hold: Duration::from_secs(1),
@@ -581,14 +583,16 @@ fn fabric_is_relative_to_the_file() {
     assert_eq!(
         c.fc.as_ref().unwrap().backend,
         Backend::Sim {
-            fabric: PathBuf::from("/etc/fcvpn/run/../fab.sock")
+            fabric: PathBuf::from("/etc/fcvpn/run/../fab.sock"),
+            line: 10,
         }
     );
     let c = Config::parse(&doc(MINIMAL_TARGET), Path::new("peer.conf")).unwrap();
     assert_eq!(
         c.fc.as_ref().unwrap().backend,
         Backend::Sim {
-            fabric: PathBuf::from("fabric.sock")
+            fabric: PathBuf::from("fabric.sock"),
+            line: 10,
         }
     );
 }
@@ -621,7 +625,8 @@ fn load_reads_a_relative_key_file() {
     assert_eq!(
         c.fc.as_ref().unwrap().backend,
         Backend::Sim {
-            fabric: dir.0.join("etc/fabric.sock")
+            fabric: dir.0.join("etc/fabric.sock"),
+            line: 10,
         }
     );
 }
