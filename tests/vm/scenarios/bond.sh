@@ -73,22 +73,12 @@ d1=$(json_num fct delivered)
 [ "${d1:-0}" -gt "${d0:-0}" ] || fail "pings through the bond did not go through fcvpn (delivered $d0 -> $d1)"
 
 step "SIGKILL of the target end under a transfer through the bond"
-rm -f "$W/bond.progress"
-"$IPBIN" netns exec "$NS_T" fcvpn-testkit recv --listen "$BOND_T:5304" --expect-bytes $((32 << 20)) \
-    --timeout 300 --progress "$W/bond.progress" > "$W/recv-bond.out" 2> "$W/recv-bond.err" &
-R_PID=$!
-track "$R_PID"
-"$IPBIN" netns exec "$NS_I" fcvpn-testkit send --connect "$BOND_T:5304" --bytes $((32 << 20)) --seed 11 \
-    --timeout 300 > "$W/send-bond.out" 2> "$W/send-bond.err" &
-S_PID=$!
-track "$S_PID"
-progress() { cat "$W/bond.progress" 2>/dev/null || echo 0; }
-past() { [ "$(progress)" -ge "$1" ]; }
-wait_for 120 "4 MiB through the bond" past $((4 << 20))
+start_transfer "$NS_I" "$NS_T" "$BOND_T:5304" $((32 << 20)) bond 11 300
+wait_for 120 "4 MiB through the bond" past bond $((4 << 20))
 t_kill=$(uptime_s)
 kill -9 "$T_PID"
 wait "$T_PID" 2>/dev/null
-at_kill=$(progress)
+at_kill=$(progress bond)
 # Which bond moved when: poll both until both are on the veth.
 t_moved_t= t_moved_i=
 while [ -z "$t_moved_t" ] || [ -z "$t_moved_i" ]; do
@@ -98,15 +88,11 @@ while [ -z "$t_moved_t" ] || [ -z "$t_moved_i" ]; do
         && fail "the bonds did not move to the veth within 60 s (target ns: $(active "$NS_T"), initiator ns: $(active "$NS_I"))"
     sleep 0.05
 done
-wait_for 60 "the transfer to move again on the veth" past $((at_kill + (1 << 20)))
+wait_for 60 "the transfer to move again on the veth" past bond $((at_kill + (1 << 20)))
 moving=$(elapsed "$t_kill")
 result "bond_switch_target_ns_s=$t_moved_t bond_switch_initiator_ns_s=$t_moved_i bond_transfer_moving_s=$moving"
-wait "$S_PID" || fail "transfer across the bond failover: sender: $(cat "$W/send-bond.err")"
-wait "$R_PID" || fail "transfer across the bond failover: receiver: $(cat "$W/recv-bond.err")"
-s=$(grep -o 'sha256=[0-9a-f]*' "$W/send-bond.out")
-r=$(grep -o 'sha256=[0-9a-f]*' "$W/recv-bond.out")
-[ -n "$s" ] && [ "$s" = "$r" ] || fail "transfer across the bond failover: checksums differ: sent '$s', received '$r'"
-result "bond_transfer_bytes=$((32 << 20)) bond_kill_at_bytes=$at_kill sha256_match=1"
+finish_transfer bond "across the bond failover"
+result "bond_kill_at_bytes=$at_kill"
 ping_check "$NS_I" "$BOND_T" bond_veth
 
 step "restart of the target end: back to fcvpn"

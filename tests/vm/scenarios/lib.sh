@@ -189,66 +189,66 @@ raw() {
     result "sg_raw_${label}_rc=$rc"
 }
 
+# start_transfer SEND_NS RECV_NS RECV_ADDR:PORT BYTES LABEL SEED TIMEOUT: a checksummed transfer
+# in the background (fcvpn-testkit) from SEND_NS to RECV_ADDR:PORT in RECV_NS; the receiver
+# writes its byte count to $W/LABEL.progress (see `progress`). Sets S_PID and R_PID.
+start_transfer() {
+    rm -f "$W/$5.progress"
+    "$IPBIN" netns exec "$2" fcvpn-testkit recv --listen "$3" --expect-bytes "$4" --timeout "$7" \
+        --progress "$W/$5.progress" > "$W/recv-$5.out" 2> "$W/recv-$5.err" &
+    R_PID=$!
+    track "$R_PID"
+    "$IPBIN" netns exec "$1" fcvpn-testkit send --connect "$3" --bytes "$4" --seed "$6" --timeout "$7" \
+        > "$W/send-$5.out" 2> "$W/send-$5.err" &
+    S_PID=$!
+    track "$S_PID"
+}
+# progress LABEL: the bytes the receiver of transfer LABEL has so far; past LABEL N: at least N.
+progress() { cat "$W/$1.progress" 2>/dev/null || echo 0; }
+past() { [ "$(progress "$1")" -ge "$2" ]; }
+# finish_transfer LABEL WHAT: waits for both sides of transfer LABEL, then `check_transfer`.
+finish_transfer() {
+    wait "$S_PID" || fail "transfer $2: sender: $(cat "$W/send-$1.err")"
+    wait "$R_PID" || fail "transfer $2: receiver: $(cat "$W/recv-$1.err")"
+    check_transfer "$1"
+}
+
 # kill_restart_transfer SEND_NS RECV_NS RECV_ADDR BYTES TARGET_IF: a checksummed transfer from
 # SEND_NS to RECV_ADDR in RECV_NS; once 8 MiB have arrived, SIGKILL of the target end ($T_PID),
 # a second without it, `start_target` (defined by the scenario; it sets T_PID again), and the
 # transfer must complete intact. Prints how long the link and the transfer took to recover.
 kill_restart_transfer() {
-    rm -f "$W/kill.progress"
-    "$IPBIN" netns exec "$2" fcvpn-testkit recv --listen "$3:5302" --expect-bytes "$4" --timeout 480 \
-        --progress "$W/kill.progress" > "$W/recv-kill.out" 2> "$W/recv-kill.err" &
-    R_PID=$!
-    track "$R_PID"
-    "$IPBIN" netns exec "$1" fcvpn-testkit send --connect "$3:5302" --bytes "$4" --seed 7 --timeout 480 \
-        > "$W/send-kill.out" 2> "$W/send-kill.err" &
-    S_PID=$!
-    track "$S_PID"
-    wait_for 120 "8 MiB of the transfer before the kill" kill_past $((8 << 20))
+    start_transfer "$1" "$2" "$3:5302" "$4" kill 7 480
+    wait_for 120 "8 MiB of the transfer before the kill" past kill $((8 << 20))
     t_kill=$(uptime_s)
-    at_kill=$(kill_progress)
+    at_kill=$(progress kill)
     kill -9 "$T_PID"
     wait "$T_PID" 2>/dev/null
     sleep 1
-    at_restart=$(kill_progress)
+    at_restart=$(progress kill)
     t_restart=$(uptime_s)
     start_target
     wait_for 120 "carrier on $5 after the restart" has_carrier "$5"
     result "restart_link_up_s=$(elapsed "$t_restart")"
-    wait_for 180 "the transfer to move again after the restart" kill_past $((at_restart + (1 << 20)))
+    wait_for 180 "the transfer to move again after the restart" past kill $((at_restart + (1 << 20)))
     recovery=$(elapsed "$t_kill")
-    wait "$S_PID" || fail "transfer across the restart: sender: $(cat "$W/send-kill.err")"
-    wait "$R_PID" || fail "transfer across the restart: receiver: $(cat "$W/recv-kill.err")"
-    check_transfer kill
+    finish_transfer kill "across the restart"
     result "kill_at_bytes=$at_kill kill_bytes_at_restart=$at_restart recovery_s=$recovery kill_to_done_s=$(elapsed "$t_kill")"
 }
-kill_progress() { cat "$W/kill.progress" 2>/dev/null || echo 0; }
-kill_past() { [ "$(kill_progress)" -ge "$1" ]; }
 
 # freeze_transfer SEND_NS RECV_NS RECV_ADDR BYTES PID SECS: a checksummed transfer from SEND_NS
 # to RECV_ADDR in RECV_NS; after 2 MiB have arrived, SIGSTOP to PID for SECS seconds, then
 # SIGCONT. The transfer must complete intact. Prints how long after SIGCONT it moved again.
 freeze_transfer() {
-    rm -f "$W/freeze.progress"
-    "$IPBIN" netns exec "$2" fcvpn-testkit recv --listen "$3:5303" --expect-bytes "$4" --timeout 300 \
-        --progress "$W/freeze.progress" > "$W/recv-freeze.out" 2> "$W/recv-freeze.err" &
-    R_PID=$!
-    track "$R_PID"
-    "$IPBIN" netns exec "$1" fcvpn-testkit send --connect "$3:5303" --bytes "$4" --seed 9 --timeout 300 \
-        > "$W/send-freeze.out" 2> "$W/send-freeze.err" &
-    S_PID=$!
-    track "$S_PID"
-    wait_for 120 "2 MiB of the transfer before the freeze" freeze_past $((2 << 20))
+    start_transfer "$1" "$2" "$3:5303" "$4" freeze 9 300
+    wait_for 120 "2 MiB of the transfer before the freeze" past freeze $((2 << 20))
     kill -STOP "$5"
     sleep "$6"
-    at_cont=$(freeze_progress)
+    at_cont=$(progress freeze)
     t_cont=$(uptime_s)
     kill -CONT "$5"
-    wait_for 120 "the transfer to move again after SIGCONT" freeze_past $((at_cont + (1 << 20)))
+    wait_for 120 "the transfer to move again after SIGCONT" past freeze $((at_cont + (1 << 20)))
     moving=$(elapsed "$t_cont")
-    wait "$S_PID" || fail "transfer across the freeze: sender: $(cat "$W/send-freeze.err")"
-    wait "$R_PID" || fail "transfer across the freeze: receiver: $(cat "$W/recv-freeze.err")"
-    check_transfer freeze
+    finish_transfer freeze "across the freeze"
     result "freeze_s=$6 freeze_bytes_at_cont=$at_cont moving_1MiB_after_cont_s=$moving"
 }
-freeze_progress() { cat "$W/freeze.progress" 2>/dev/null || echo 0; }
-freeze_past() { [ "$(freeze_progress)" -ge "$1" ]; }
