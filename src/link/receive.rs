@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use super::desync::Desync;
 use super::seq;
 use super::wire::{BatchHeader, BatchType, Frame, FrameReader, HEADER_LEN};
 use super::{Event, Link};
@@ -97,7 +98,7 @@ impl Link {
         if let Some((_, forward)) = once.skip {
             eliciting = true;
             if self.recv.on_skip(forward, deliver).is_err() {
-                self.on_desync(now, path);
+                self.on_desync(now, path, Desync::OurReceiver);
             }
         }
         let mut reader = FrameReader::new(plain);
@@ -150,7 +151,7 @@ impl Link {
         let ranges = super::sent::expand_ranges(ack.ranges, base, top, &mut expanded);
         if ack.cum > top || ranges.is_err() {
             self.scratch_expanded = expanded;
-            self.on_desync(now, path);
+            self.on_desync(now, path, Desync::PeerReceiver);
             return;
         }
         self.peer_cum = self.peer_cum.max(ack.cum);
