@@ -1,47 +1,34 @@
 //! Desynchronisation: an authenticated peer whose sequence state contradicts ours.
 //!
-//! Two things cannot come from a peer whose state matches ours, and neither is applied
-//! (applying, or ignoring, either could stall a direction for good):
-//! - a SKIP beyond our reorder window: **our receiver** is behind the peer's send base by
-//!   more than the window (or by more than the 32-bit wire form can tell). We forget the
-//!   peer's instance and initiate at once; the response's `send_base` restarts our receiver
-//!   (SPEC §8.5). Nothing the peer holds is below that base, so nothing is delivered twice.
+//! Two things cannot come from a peer whose state matches ours (SPEC §5):
+//! - a SKIP beyond our reorder window: **our receiver** fell behind the peer's send base by
+//!   more than the window (frames expired during a long outage, say). The receiver jumps to
+//!   the SKIP's forward point at once ([`super::recv::SkipOutcome::Jumped`]): it only ever
+//!   moves forward, so nothing is delivered twice, and the work is what it held.
 //! - an ACK of a sequence number we never sent: **the peer's receiver** is ahead of our send
-//!   space. We take a fresh `instance` and initiate at once; the peer sees a new instance and
-//!   restarts its receiver at our send base, as after a restart of ours.
+//!   space, and everything we send would look old to it. The ACK is not applied; this link
+//!   takes a fresh `instance` and initiates at once, so the peer restarts its receiver at our
+//!   send base (SPEC §8.5) as after a restart of ours. Our send buffer keeps its frames, and
+//!   the peer's in flight are resent.
 //!
-//! Send buffers keep their frames either way, and what was in flight is resent.
+//! Each is counted in [`super::RejectCounters::desyncs`].
 
 use std::time::Duration;
 
 use super::Link;
 
-/// Which side's receive state a desync shows to be wrong.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Desync {
-    /// A SKIP beyond our window: our receiver must move to the peer's send base.
-    OurReceiver,
-    /// An ACK beyond what we sent: the peer's receiver must move to our send base.
-    PeerReceiver,
-}
-
 impl Link {
-    /// The batch just opened on path index `path` showed the peer out of step with us:
-    /// counted, and a resynchronising handshake starts (at most one per retry interval).
-    pub(super) fn on_desync(&mut self, now: Duration, path: usize, which: Desync) {
+    /// An ACK opened on path index `path` acknowledged what we never sent: counted, and a
+    /// handshake under a fresh instance starts (at most one per retry interval).
+    pub(super) fn on_desync(&mut self, now: Duration, path: usize) {
         self.rejected.desyncs += 1;
         if self.resync_after.is_some_and(|t| now < t) {
             return;
         }
         self.resync_after = Some(now + self.cfg.handshake_retry);
-        match which {
-            Desync::OurReceiver => self.sessions.peer_instance = None,
-            Desync::PeerReceiver => {
-                let mut instance = [0u8; 8];
-                self.entropy.fill(&mut instance);
-                self.cfg.instance = u64::from_le_bytes(instance);
-            }
-        }
+        let mut instance = [0u8; 8];
+        self.entropy.fill(&mut instance);
+        self.cfg.instance = u64::from_le_bytes(instance);
         self.initiate(now, path);
     }
 }

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use super::desync::Desync;
+use super::recv::SkipOutcome;
 use super::seq;
 use super::wire::{BatchHeader, BatchType, Frame, FrameReader, HEADER_LEN};
 use super::{Event, Link};
@@ -97,8 +97,9 @@ impl Link {
         let mut eliciting = false;
         if let Some((_, forward)) = once.skip {
             eliciting = true;
-            if self.recv.on_skip(forward, deliver).is_err() {
-                self.on_desync(now, path, Desync::OurReceiver);
+            match self.recv.on_skip(forward, deliver) {
+                SkipOutcome::Stale | SkipOutcome::Advanced => {}
+                SkipOutcome::Jumped | SkipOutcome::Refused => self.rejected.desyncs += 1,
             }
         }
         let mut reader = FrameReader::new(plain);
@@ -151,7 +152,7 @@ impl Link {
         let ranges = super::sent::expand_ranges(ack.ranges, base, top, &mut expanded);
         if ack.cum > top || ranges.is_err() {
             self.scratch_expanded = expanded;
-            self.on_desync(now, path, Desync::PeerReceiver);
+            self.on_desync(now, path);
             return;
         }
         self.peer_cum = self.peer_cum.max(ack.cum);

@@ -46,9 +46,19 @@ enum Slot {
     },
 }
 
-/// A SKIP that the receive state cannot follow: the peer is out of step with us (a desync).
+/// What a SKIP did to the receive state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct OutOfStep;
+pub enum SkipOutcome {
+    /// At or below the cumulative point: nothing changed.
+    Stale,
+    /// Within the reorder window: the cumulative point moved to it.
+    Advanced,
+    /// Beyond the reorder window, so the peer was out of step with us (a desync): the
+    /// cumulative point jumped to it.
+    Jumped,
+    /// At or beyond [`seq::MAX_SEQ`]: nothing changed (a desync).
+    Refused,
+}
 
 /// Most disjoint byte ranges one packet in reassembly may have before it is dropped.
 const MAX_FRAGMENT_RANGES: usize = 64;
@@ -255,21 +265,22 @@ impl RecvBuffer {
     }
 
     /// Takes a SKIP: the peer will never send anything below `forward`. A forward point at or
-    /// below ours is stale and changes nothing. One beyond the reorder window (or at
-    /// [`seq::MAX_SEQ`]) cannot come from a peer in step with us: [`OutOfStep`], nothing
-    /// changes. The work is the slots held below `forward`, never the distance skipped.
-    pub fn on_skip(
-        &mut self,
-        wire_forward: u32,
-        deliver: &mut dyn FnMut(&[u8]),
-    ) -> Result<(), OutOfStep> {
+    /// below ours is stale and changes nothing. One beyond the reorder window cannot come
+    /// from a peer in step with us (our receiver fell behind its send base, say after a long
+    /// outage): the receiver jumps to it all the same, and says so. One at [`seq::MAX_SEQ`] or
+    /// above is refused. The work is the slots held below `forward`, never the distance.
+    pub fn on_skip(&mut self, wire_forward: u32, deliver: &mut dyn FnMut(&[u8])) -> SkipOutcome {
         let forward = seq::expand(wire_forward, self.cum);
         if forward <= self.cum {
-            return Ok(());
+            return SkipOutcome::Stale;
         }
-        if forward > self.cum.saturating_add(WINDOW_FRAMES) || forward >= seq::MAX_SEQ {
-            return Err(OutOfStep);
+        if forward >= seq::MAX_SEQ {
+            return SkipOutcome::Refused;
         }
+        let outcome = match forward > self.cum.saturating_add(WINDOW_FRAMES) {
+            true => SkipOutcome::Jumped,
+            false => SkipOutcome::Advanced,
+        };
         let distance = forward - self.cum;
         let held = distance.min(self.hold.len() as u64);
         let mut delivered = 0;
@@ -285,7 +296,7 @@ impl RecvBuffer {
         self.cum = forward;
         self.ack.urgent = true;
         self.drain(deliver);
-        Ok(())
+        outcome
     }
 
     /// Delivers consecutive whole packets from the front of the hold.
@@ -506,35 +517,45 @@ mod tests {
         let mut out = Vec::new();
         r.on_data(12, 0, b"c", &mut collect(&mut out));
         r.on_data(14, 0, b"e", &mut collect(&mut out));
-        r.on_skip(13, &mut collect(&mut out)).unwrap();
+        assert_eq!(r.on_skip(13, &mut collect(&mut out)), SkipOutcome::Advanced);
         assert_eq!(out, [b"c".to_vec()]);
         assert_eq!((r.counters().skipped, r.cum()), (2, 13));
         // Skipping 13 also releases the held 14.
-        r.on_skip(14, &mut collect(&mut out)).unwrap();
+        assert_eq!(r.on_skip(14, &mut collect(&mut out)), SkipOutcome::Advanced);
         assert_eq!((r.counters().skipped, r.cum()), (3, 15));
         // A stale skip changes nothing.
-        r.on_skip(12, &mut collect(&mut out)).unwrap();
+        assert_eq!(r.on_skip(12, &mut collect(&mut out)), SkipOutcome::Stale);
         r.on_data(16, 0, b"g", &mut collect(&mut out));
-        r.on_skip(16, &mut collect(&mut out)).unwrap();
+        assert_eq!(r.on_skip(16, &mut collect(&mut out)), SkipOutcome::Advanced);
         assert_eq!(out, [b"c".to_vec(), b"e".to_vec(), b"g".to_vec()]);
         assert_eq!((r.counters().skipped, r.cum(), r.hold_bytes()), (4, 17, 0));
     }
 
     #[test]
-    fn a_skip_beyond_the_window_is_out_of_step_and_a_long_one_is_cheap() {
+    fn a_skip_of_the_window_or_beyond_costs_only_the_held_slots() {
         let mut r = rx();
         let mut out = Vec::new();
         r.on_data(12, 0, b"c", &mut collect(&mut out));
-        let beyond = (10 + WINDOW_FRAMES + 1) as u32;
-        assert_eq!(r.on_skip(beyond, &mut collect(&mut out)), Err(OutOfStep));
-        assert_eq!((r.cum(), r.hold_len(), r.counters().skipped), (10, 3, 0));
+        assert_eq!(r.hold_len(), 3);
         // The whole window in one step: the held packet is delivered, the rest counted.
         let edge = (10 + WINDOW_FRAMES) as u32;
-        assert_eq!(r.on_skip(edge, &mut collect(&mut out)), Ok(()));
+        assert_eq!(
+            r.on_skip(edge, &mut collect(&mut out)),
+            SkipOutcome::Advanced
+        );
         assert_eq!(out, [b"c".to_vec()]);
         assert_eq!(r.cum(), 10 + WINDOW_FRAMES);
         assert_eq!(r.counters().skipped, WINDOW_FRAMES - 1);
         assert_eq!((r.hold_len(), r.hold_bytes()), (0, 0));
+        // Far beyond it (a receiver left behind): it jumps, and says so.
+        r.on_data(edge + 1, 0, b"e", &mut collect(&mut out));
+        let far = 10 + 40 * WINDOW_FRAMES;
+        assert_eq!(
+            r.on_skip(far as u32, &mut collect(&mut out)),
+            SkipOutcome::Jumped
+        );
+        assert_eq!((r.cum(), r.hold_len(), out.len()), (far, 0, 2));
+        assert_eq!(r.counters().skipped, far - 12);
     }
 
     #[test]
@@ -549,7 +570,7 @@ mod tests {
         assert_eq!(r.counters().beyond_window, 1);
         assert_eq!(
             r.on_skip(at(seq::MAX_SEQ + 5), &mut collect(&mut out)),
-            Err(OutOfStep)
+            SkipOutcome::Refused
         );
         assert_eq!(r.cum(), seq::MAX_SEQ);
     }
