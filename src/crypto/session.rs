@@ -29,6 +29,10 @@ pub use super::record::{RECORD_LEN, plain_len, sealed_len};
 /// 2^64 - 2^13 - 1, the replay window's margin below `u64::MAX`).
 pub const REJECT_AFTER_MESSAGES: u64 = u64::MAX - 8192 - 1;
 
+/// Replay windows per session: one per lane (the link's paths), so that batches of a fast
+/// path cannot push those of a slow one out of a shared window.
+pub const REPLAY_LANES: usize = 8;
+
 /// After this many batches the sender should start a new handshake.
 pub const REKEY_AFTER_MESSAGES: u64 = 1 << 60;
 
@@ -67,7 +71,8 @@ pub struct Session {
     created: Duration,
     initiator: bool,
     next_counter: u64,
-    replay: ReplayWindow,
+    /// One window per lane; [`Session::open_lane`] says which.
+    replay: [ReplayWindow; REPLAY_LANES],
 }
 
 impl fmt::Debug for Session {
@@ -108,7 +113,7 @@ impl Session {
             created,
             initiator,
             next_counter: 0,
-            replay: ReplayWindow::new(),
+            replay: [const { ReplayWindow::new() }; REPLAY_LANES],
         }
     }
 
@@ -193,8 +198,27 @@ impl Session {
     /// the session is unchanged and `buf` must be discarded (records before
     /// the forged one may already be decrypted).
     pub fn open(&mut self, counter: u64, aad: &[u8], buf: &mut [u8]) -> Result<usize, OpenError> {
+        self.open_lane(0, counter, aad, buf)
+    }
+
+    /// [`Session::open`] against the replay window of `lane` (below [`REPLAY_LANES`]; any
+    /// other lane is refused as [`OpenError::Replayed`]).
+    ///
+    /// The sender draws every counter of a session from one sequence, whatever the lane, so a
+    /// counter is unique per session. Lanes are safe only if the lane is bound to the batch
+    /// by its authenticated data: the link uses the path of the authenticated header (which
+    /// must also be the path the batch arrived on), so a batch can only ever be checked
+    /// against the one window that saw it first.
+    pub fn open_lane(
+        &mut self,
+        lane: usize,
+        counter: u64,
+        aad: &[u8],
+        buf: &mut [u8],
+    ) -> Result<usize, OpenError> {
         let plain = plain_len(buf.len()).ok_or(OpenError::Malformed)?;
-        if counter >= REJECT_AFTER_MESSAGES || !self.replay.check(counter) {
+        let window = self.replay.get(lane).ok_or(OpenError::Replayed)?;
+        if counter >= REJECT_AFTER_MESSAGES || !window.check(counter) {
             return Err(OpenError::Replayed);
         }
         let (body, tags) = buf.split_at_mut(plain);
@@ -209,7 +233,7 @@ impl Session {
                 )
                 .map_err(|_| OpenError::Forged)?;
         }
-        self.replay.mark(counter);
+        self.replay[lane].mark(counter);
         Ok(plain)
     }
 }
@@ -384,6 +408,31 @@ mod tests {
         let old = sealed(&a, 1, b"old");
         assert_eq!(
             b.open(1, HEADER, &mut old.clone()),
+            Err(OpenError::Replayed)
+        );
+    }
+
+    #[test]
+    fn each_lane_has_its_own_window() {
+        let (a, mut b) = pair();
+        // Lane 1 runs 9000 counters ahead: a late counter on lane 0 still opens, once.
+        for counter in 100..9100 {
+            let mut buf = sealed(&a, counter, b"fast");
+            assert_eq!(b.open_lane(1, counter, HEADER, &mut buf), Ok(4));
+        }
+        let late = sealed(&a, 7, b"late");
+        assert_eq!(b.open_lane(0, 7, HEADER, &mut late.clone()), Ok(4));
+        assert_eq!(
+            b.open_lane(0, 7, HEADER, &mut late.clone()),
+            Err(OpenError::Replayed)
+        );
+        // The shared window of one lane would have refused it.
+        assert_eq!(
+            b.open_lane(1, 7, HEADER, &mut late.clone()),
+            Err(OpenError::Replayed)
+        );
+        assert_eq!(
+            b.open_lane(REPLAY_LANES, 9200, HEADER, &mut sealed(&a, 9200, b"x")),
             Err(OpenError::Replayed)
         );
     }

@@ -34,11 +34,12 @@ impl Hello {
         b
     }
 
-    /// Parses an authenticated payload; `None` if a reserved field is set.
+    /// Parses an authenticated payload; `None` if a reserved field is set or `send_base` is
+    /// at or beyond [`super::seq::MAX_SEQ`].
     pub fn decode(b: &[u8; PAYLOAD_LEN]) -> Option<Self> {
         let u32_at = |o: usize| u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]);
         let u64_at = |o: usize| u64::from(u32_at(o)) | (u64::from(u32_at(o + 4)) << 32);
-        if u32_at(4) != 0 {
+        if u32_at(4) != 0 || u64_at(24) >= super::seq::MAX_SEQ {
             return None;
         }
         Some(Self {
@@ -417,10 +418,15 @@ mod tests {
             sender_index: 7,
             timestamp: 1 << 40,
             instance: 0xabcdef,
-            send_base: u64::MAX - 3,
+            send_base: crate::link::seq::MAX_SEQ - 1,
         };
         let mut b = h.encode();
         assert_eq!(Hello::decode(&b), Some(h));
+        let near_the_top = Hello {
+            send_base: u64::MAX - 3,
+            ..h
+        };
+        assert_eq!(Hello::decode(&near_the_top.encode()), None);
         b[5] = 1;
         assert_eq!(Hello::decode(&b), None);
     }

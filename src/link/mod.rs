@@ -17,6 +17,7 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+mod desync;
 pub mod event;
 mod handshake;
 pub mod path;
@@ -65,6 +66,9 @@ pub enum LinkConfigError {
     /// The send buffer limits are zero or beyond the window.
     #[error("send buffer must hold between 1 and {} frames", config::WINDOW_FRAMES)]
     SendBuffer,
+    /// The first sequence number is at or beyond [`seq::MAX_SEQ`] less the window.
+    #[error("initial sequence number too large")]
+    InitialSeq,
 }
 
 /// Why a packet from the TUN device was not accepted. Each is counted.
@@ -134,6 +138,8 @@ pub struct Link {
     peer_cum: u64,
     /// When a SKIP last left (None: due now if one is needed).
     skip_sent: Option<Duration>,
+    /// Until when a desync does not start another resynchronising handshake.
+    resync_after: Option<Duration>,
     carrier: bool,
     events: VecDeque<Event>,
     rejected: RejectCounters,
@@ -185,6 +191,7 @@ impl Link {
             next_pn: 0,
             last_data_frames: 0,
             skip_sent: None,
+            resync_after: None,
             carrier: false,
             events: VecDeque::new(),
             rejected: RejectCounters::default(),
@@ -392,6 +399,9 @@ impl Link {
     }
 }
 
+// Every path index has its own replay window in a session.
+const _: () = assert!(MAX_PATHS <= crate::crypto::session::REPLAY_LANES);
+
 fn validate(cfg: &LinkConfig) -> Result<(), LinkConfigError> {
     if cfg.paths.is_empty() || cfg.paths.len() > MAX_PATHS {
         return Err(LinkConfigError::PathCount);
@@ -403,6 +413,9 @@ fn validate(cfg: &LinkConfig) -> Result<(), LinkConfigError> {
         if !(MIN_PATH_BATCH..=wire::MAX_BATCH_LEN).contains(&p.max_batch) {
             return Err(LinkConfigError::BatchSize(p.id));
         }
+    }
+    if cfg.initial_seq >= seq::MAX_SEQ - config::WINDOW_FRAMES {
+        return Err(LinkConfigError::InitialSeq);
     }
     let frames = cfg.send_buffer_frames as u64;
     if frames == 0 || frames > config::WINDOW_FRAMES || cfg.send_buffer_bytes == 0 {

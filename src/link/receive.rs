@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use super::recv::SkipOutcome;
 use super::seq;
 use super::wire::{BatchHeader, BatchType, Frame, FrameReader, HEADER_LEN};
 use super::{Event, Link};
@@ -55,7 +56,9 @@ impl Link {
         let Some(session) = self.session_for_mut(header.receiver) else {
             return;
         };
-        let plain_len = match session.open(header.counter, head, body) {
+        // The replay window is the header path's (authenticated, and equal to the arrival
+        // path): SPEC §9.
+        let plain_len = match session.open_lane(path, header.counter, head, body) {
             Ok(n) => n,
             Err(e) => {
                 match e {
@@ -67,29 +70,39 @@ impl Link {
             }
         };
         let plain = &body[..plain_len];
-        if !frames_well_formed(plain) {
+        let Some(once) = scan_frames(plain, self.send.base(), self.recv.cum()) else {
             self.rejected.malformed += 1;
             return;
-        }
+        };
         if unconfirmed {
             self.confirm_next(now, path);
         }
         let counters = &mut self.paths[path].counters;
         counters.rx_batches += 1;
         counters.rx_bytes += header.batch_len() as u64;
-        self.apply_frames(now, path, plain, deliver);
+        self.apply_frames(now, path, plain, once, deliver);
         self.update_active(now);
     }
 
+    /// Applies an opened batch: its SKIP first, then DATA, FRAGMENT, PROBE and CLOSE in
+    /// order, then its ACK (SPEC §3: one SKIP and one ACK per batch).
     fn apply_frames(
         &mut self,
         now: Duration,
         path: usize,
         plain: &[u8],
+        once: OncePerBatch<'_>,
         deliver: &mut dyn FnMut(&[u8]),
     ) {
-        let mut reader = FrameReader::new(plain);
         let mut eliciting = false;
+        if let Some((_, forward)) = once.skip {
+            eliciting = true;
+            match self.recv.on_skip(forward, deliver) {
+                SkipOutcome::Stale | SkipOutcome::Advanced => {}
+                SkipOutcome::Jumped | SkipOutcome::Refused => self.rejected.desyncs += 1,
+            }
+        }
+        let mut reader = FrameReader::new(plain);
         while let Ok(Some(frame)) = reader.next_frame() {
             match frame {
                 Frame::Data {
@@ -111,11 +124,6 @@ impl Link {
                     self.recv
                         .on_fragment(seq, flags, total, offset, chunk, deliver);
                 }
-                Frame::Ack {
-                    cum,
-                    delay_us,
-                    ranges,
-                } => self.on_ack(now, cum, delay_us, ranges),
                 Frame::Probe { id, reply: false } => self.paths[path].owe_reply(id),
                 Frame::Probe { id, reply: true } => {
                     if self.paths[path].on_probe_reply(id, now) {
@@ -124,34 +132,36 @@ impl Link {
                         });
                     }
                 }
-                Frame::Skip { forward } => {
-                    eliciting = true;
-                    self.recv.on_skip(forward, deliver);
-                }
                 Frame::Close { .. } => self.on_close(now),
+                Frame::Ack { .. } | Frame::Skip { .. } => {}
             }
+        }
+        if let Some(ack) = once.ack {
+            self.on_ack(now, path, ack);
         }
         if eliciting {
             self.recv.note_eliciting(now);
         }
     }
 
-    fn on_ack(&mut self, now: Duration, cum: u32, delay_us: u32, ranges: &[u8]) {
-        let base = self.send.base();
-        let cum = seq::expand(cum, base);
-        if cum > self.send.next_seq() {
-            self.rejected.malformed += 1;
+    /// Applies the batch's ACK. One that acknowledges a sequence number we never sent is a
+    /// desync: nothing is applied.
+    fn on_ack(&mut self, now: Duration, path: usize, ack: ChosenAck<'_>) {
+        let (base, top) = (self.send.base(), self.send.next_seq());
+        let mut expanded = std::mem::take(&mut self.scratch_expanded);
+        let ranges = super::sent::expand_ranges(ack.ranges, base, top, &mut expanded);
+        if ack.cum > top || ranges.is_err() {
+            self.scratch_expanded = expanded;
+            self.on_desync(now, path);
             return;
         }
-        self.peer_cum = self.peer_cum.max(cum);
-        let mut expanded = std::mem::take(&mut self.scratch_expanded);
-        super::sent::expand_ranges(ranges, base, &mut expanded);
-        let out = self.send.on_ack(cum, &expanded);
+        self.peer_cum = self.peer_cum.max(ack.cum);
+        let out = self.send.on_ack(ack.cum, &expanded);
         self.scratch_expanded = expanded;
         if out.newly_acked == 0 {
             return;
         }
-        let ack_delay = Duration::from_micros(u64::from(delay_us));
+        let ack_delay = Duration::from_micros(u64::from(ack.delay_us));
         if let Some((p, _, sent)) = out.rtt_sample {
             self.paths[p as usize]
                 .rtt
@@ -186,14 +196,55 @@ impl Link {
     }
 }
 
-/// Whether every frame of an opened batch parses (frames are applied only if all do).
-fn frames_well_formed(plain: &[u8]) -> bool {
+/// The ACK a batch's receiver applies: its cumulative point expanded near our send base.
+#[derive(Debug, Clone, Copy)]
+struct ChosenAck<'a> {
+    cum: u64,
+    delay_us: u32,
+    ranges: &'a [u8],
+}
+
+/// The frames applied at most once per batch, picked while every frame is checked.
+#[derive(Debug, Default, Clone, Copy)]
+struct OncePerBatch<'a> {
+    /// The ACK with the greatest cumulative point (the first of equals).
+    ack: Option<ChosenAck<'a>>,
+    /// The SKIP with the greatest forward point (expanded near our receive point, then as
+    /// sent).
+    skip: Option<(u64, u32)>,
+}
+
+/// Checks that every frame of an opened batch parses (frames are applied only if all do) and
+/// picks the one ACK and the one SKIP to apply (SPEC §3); `None` if a frame is malformed.
+/// Linear in the batch: repeated ACKs or SKIPs cost their parse, nothing more.
+fn scan_frames(plain: &[u8], send_base: u64, recv_cum: u64) -> Option<OncePerBatch<'_>> {
+    let mut once = OncePerBatch::default();
     let mut reader = FrameReader::new(plain);
     loop {
         match reader.next_frame() {
+            Ok(Some(Frame::Ack {
+                cum,
+                delay_us,
+                ranges,
+            })) => {
+                let cum = seq::expand(cum, send_base);
+                if once.ack.is_none_or(|a| cum > a.cum) {
+                    once.ack = Some(ChosenAck {
+                        cum,
+                        delay_us,
+                        ranges,
+                    });
+                }
+            }
+            Ok(Some(Frame::Skip { forward })) => {
+                let at = seq::expand(forward, recv_cum);
+                if once.skip.is_none_or(|(s, _)| at > s) {
+                    once.skip = Some((at, forward));
+                }
+            }
             Ok(Some(_)) => {}
-            Ok(None) => return true,
-            Err(_) => return false,
+            Ok(None) => return Some(once),
+            Err(_) => return None,
         }
     }
 }

@@ -46,6 +46,20 @@ enum Slot {
     },
 }
 
+/// What a SKIP did to the receive state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SkipOutcome {
+    /// At or below the cumulative point: nothing changed.
+    Stale,
+    /// Within the reorder window: the cumulative point moved to it.
+    Advanced,
+    /// Beyond the reorder window, so the peer was out of step with us (a desync): the
+    /// cumulative point jumped to it.
+    Jumped,
+    /// At or beyond [`seq::MAX_SEQ`]: nothing changed (a desync).
+    Refused,
+}
+
 /// Most disjoint byte ranges one packet in reassembly may have before it is dropped.
 const MAX_FRAGMENT_RANGES: usize = 64;
 
@@ -115,10 +129,11 @@ impl RecvBuffer {
         self.ack = AckState::default();
     }
 
-    /// Resolves a wire sequence number; `None` (counted) if it lies beyond the window.
+    /// Resolves a wire sequence number; `None` (counted) if it lies beyond the window or at
+    /// [`seq::MAX_SEQ`] and above.
     fn resolve(&mut self, wire_seq: u32) -> Option<u64> {
         let s = seq::expand(wire_seq, self.cum);
-        if s >= self.cum + WINDOW_FRAMES {
+        if s >= self.cum.saturating_add(WINDOW_FRAMES) || s >= seq::MAX_SEQ {
             self.counters.beyond_window += 1;
             return None;
         }
@@ -249,23 +264,39 @@ impl RecvBuffer {
         self.hold_bytes -= slot_bytes(&old);
     }
 
-    /// Takes a SKIP: the peer will never send anything below `forward`.
-    pub fn on_skip(&mut self, wire_forward: u32, deliver: &mut dyn FnMut(&[u8])) {
+    /// Takes a SKIP: the peer will never send anything below `forward`. A forward point at or
+    /// below ours is stale and changes nothing. One beyond the reorder window cannot come
+    /// from a peer in step with us (our receiver fell behind its send base, say after a long
+    /// outage): the receiver jumps to it all the same, and says so. One at [`seq::MAX_SEQ`] or
+    /// above is refused. The work is the slots held below `forward`, never the distance.
+    pub fn on_skip(&mut self, wire_forward: u32, deliver: &mut dyn FnMut(&[u8])) -> SkipOutcome {
         let forward = seq::expand(wire_forward, self.cum);
-        if forward <= self.cum || forward > self.cum + WINDOW_FRAMES {
-            return;
+        if forward <= self.cum {
+            return SkipOutcome::Stale;
         }
-        while self.cum < forward {
+        if forward >= seq::MAX_SEQ {
+            return SkipOutcome::Refused;
+        }
+        let outcome = match forward > self.cum.saturating_add(WINDOW_FRAMES) {
+            true => SkipOutcome::Jumped,
+            false => SkipOutcome::Advanced,
+        };
+        let distance = forward - self.cum;
+        let held = distance.min(self.hold.len() as u64);
+        let mut delivered = 0;
+        for _ in 0..held {
             let slot = self.hold.pop_front().unwrap_or_default();
             self.hold_bytes -= slot_bytes(&slot);
-            self.cum += 1;
-            match slot {
-                Slot::Whole { flags, data } => self.deliver(flags, &data, deliver),
-                _ => self.counters.skipped += 1,
+            if let Slot::Whole { flags, data } = slot {
+                self.deliver(flags, &data, deliver);
+                delivered += 1;
             }
         }
+        self.counters.skipped += distance - delivered;
+        self.cum = forward;
         self.ack.urgent = true;
         self.drain(deliver);
+        outcome
     }
 
     /// Delivers consecutive whole packets from the front of the hold.
@@ -486,18 +517,62 @@ mod tests {
         let mut out = Vec::new();
         r.on_data(12, 0, b"c", &mut collect(&mut out));
         r.on_data(14, 0, b"e", &mut collect(&mut out));
-        r.on_skip(13, &mut collect(&mut out));
+        assert_eq!(r.on_skip(13, &mut collect(&mut out)), SkipOutcome::Advanced);
         assert_eq!(out, [b"c".to_vec()]);
         assert_eq!((r.counters().skipped, r.cum()), (2, 13));
         // Skipping 13 also releases the held 14.
-        r.on_skip(14, &mut collect(&mut out));
+        assert_eq!(r.on_skip(14, &mut collect(&mut out)), SkipOutcome::Advanced);
         assert_eq!((r.counters().skipped, r.cum()), (3, 15));
         // A stale skip changes nothing.
-        r.on_skip(12, &mut collect(&mut out));
+        assert_eq!(r.on_skip(12, &mut collect(&mut out)), SkipOutcome::Stale);
         r.on_data(16, 0, b"g", &mut collect(&mut out));
-        r.on_skip(16, &mut collect(&mut out));
+        assert_eq!(r.on_skip(16, &mut collect(&mut out)), SkipOutcome::Advanced);
         assert_eq!(out, [b"c".to_vec(), b"e".to_vec(), b"g".to_vec()]);
         assert_eq!((r.counters().skipped, r.cum(), r.hold_bytes()), (4, 17, 0));
+    }
+
+    #[test]
+    fn a_skip_of_the_window_or_beyond_costs_only_the_held_slots() {
+        let mut r = rx();
+        let mut out = Vec::new();
+        r.on_data(12, 0, b"c", &mut collect(&mut out));
+        assert_eq!(r.hold_len(), 3);
+        // The whole window in one step: the held packet is delivered, the rest counted.
+        let edge = (10 + WINDOW_FRAMES) as u32;
+        assert_eq!(
+            r.on_skip(edge, &mut collect(&mut out)),
+            SkipOutcome::Advanced
+        );
+        assert_eq!(out, [b"c".to_vec()]);
+        assert_eq!(r.cum(), 10 + WINDOW_FRAMES);
+        assert_eq!(r.counters().skipped, WINDOW_FRAMES - 1);
+        assert_eq!((r.hold_len(), r.hold_bytes()), (0, 0));
+        // Far beyond it (a receiver left behind): it jumps, and says so.
+        r.on_data(edge + 1, 0, b"e", &mut collect(&mut out));
+        let far = 10 + 40 * WINDOW_FRAMES;
+        assert_eq!(
+            r.on_skip(far as u32, &mut collect(&mut out)),
+            SkipOutcome::Jumped
+        );
+        assert_eq!((r.cum(), r.hold_len(), out.len()), (far, 0, 2));
+        assert_eq!(r.counters().skipped, far - 12);
+    }
+
+    #[test]
+    fn sequence_values_near_the_limit_are_refused() {
+        let mut r = RecvBuffer::new(seq::MAX_SEQ - 2, 1 << 20);
+        let mut out = Vec::new();
+        let at = |s: u64| seq::truncate(s);
+        r.on_data(at(seq::MAX_SEQ - 2), 0, b"a", &mut collect(&mut out));
+        r.on_data(at(seq::MAX_SEQ - 1), 0, b"b", &mut collect(&mut out));
+        r.on_data(at(seq::MAX_SEQ), 0, b"c", &mut collect(&mut out));
+        assert_eq!(out.len(), 2);
+        assert_eq!(r.counters().beyond_window, 1);
+        assert_eq!(
+            r.on_skip(at(seq::MAX_SEQ + 5), &mut collect(&mut out)),
+            SkipOutcome::Refused
+        );
+        assert_eq!(r.cum(), seq::MAX_SEQ);
     }
 
     #[test]

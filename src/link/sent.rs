@@ -30,8 +30,10 @@ enum State {
     Queued { retransmission: bool },
     /// Carried by a batch that is not yet acknowledged or declared lost.
     InFlight(Tx),
-    /// Acknowledged: the payload is released.
-    Acked,
+    /// Acknowledged: the payload is released. Every sequence number from this frame's up to
+    /// `next` (exclusive) is acknowledged too: a hint that lets acknowledgement processing
+    /// step over acknowledged runs instead of visiting each frame again.
+    Acked { next: u64 },
 }
 
 #[derive(Debug)]
@@ -74,6 +76,10 @@ pub struct SendCounters {
     pub expired: u64,
     /// Frames acknowledged.
     pub acked: u64,
+    /// Work done applying acknowledgements: frames visited, each acknowledged one and each
+    /// step over an acknowledged run. Grows with newly acknowledged frames, not with how often
+    /// or how widely the peer repeats itself.
+    pub ack_steps: u64,
 }
 
 /// Accepted frames from the oldest unacknowledged (`base`) to the newest.
@@ -158,7 +164,9 @@ impl SendBuffer {
 
     /// Whether a packet of `len` bytes would be refused.
     pub fn is_full(&self, len: usize) -> bool {
-        self.frames.len() >= self.max_frames || self.bytes + len > self.max_bytes
+        self.frames.len() >= self.max_frames
+            || self.bytes + len > self.max_bytes
+            || self.next_seq() >= seq::MAX_SEQ
     }
 
     /// A cleared buffer from the pool for the caller to fill with a packet.
@@ -260,7 +268,7 @@ impl SendBuffer {
         while self
             .frames
             .get(self.next_new)
-            .is_some_and(|f| matches!(f.state, State::Acked))
+            .is_some_and(|f| matches!(f.state, State::Acked { .. }))
         {
             self.next_new += 1;
         }
@@ -343,30 +351,60 @@ impl SendBuffer {
         self.path_bytes.get(path as usize).copied().unwrap_or(0)
     }
 
-    /// Applies an acknowledgement: everything below `cum` and the `ranges` (already expanded
-    /// to 64-bit, each `start..end`). Sequence numbers beyond what was sent are ignored.
+    /// Applies an acknowledgement: everything below `cum` and the `ranges` (64-bit `start..end`
+    /// pairs, as [`expand_ranges`] makes them). Sequence numbers below the base or beyond what
+    /// was sent are ignored. The work is the newly acknowledged frames plus O(1) amortised per
+    /// range (see [`SendCounters::ack_steps`]).
     pub fn on_ack(&mut self, cum: u64, ranges: &[(u64, u64)]) -> AckOutcome {
         let mut out = AckOutcome::default();
         let top = self.next_seq();
         let cum = cum.min(top);
-        for seq in self.base..cum {
-            self.ack_one(seq, &mut out);
-        }
+        self.ack_span(self.base, cum, &mut out);
         for &(start, end) in ranges {
-            for seq in start.max(cum)..end.min(top) {
-                self.ack_one(seq, &mut out);
-            }
+            self.ack_span(start.max(cum), end.min(top), &mut out);
         }
         self.release_front();
         out
     }
 
+    /// Acknowledges the frames of `from..to` not acknowledged yet, stepping over acknowledged
+    /// runs.
+    fn ack_span(&mut self, from: u64, to: u64, out: &mut AckOutcome) {
+        let mut seq = self.next_unacked(from.max(self.base));
+        while seq < to {
+            self.ack_one(seq, out);
+            seq = self.next_unacked(seq + 1);
+        }
+    }
+
+    /// The first sequence number at or after `seq` (held, at or above the base) that is not
+    /// acknowledged, or [`SendBuffer::next_seq`]. Follows the hints of acknowledged frames and
+    /// shortens the path it took (path compression), so repeated questions cost O(1).
+    fn next_unacked(&mut self, seq: u64) -> u64 {
+        let mut root = seq;
+        while let Some(State::Acked { next }) = self.index(root).map(|i| &self.frames[i].state) {
+            root = *next;
+            self.counters.ack_steps += 1;
+        }
+        let mut at = seq;
+        while at != root {
+            let Some(i) = self.index(at) else { break };
+            let State::Acked { next } = &mut self.frames[i].state else {
+                break;
+            };
+            at = std::mem::replace(next, root);
+        }
+        root
+    }
+
     fn ack_one(&mut self, seq: u64, out: &mut AckOutcome) {
         let Some(i) = self.index(seq) else { return };
-        let previous = std::mem::replace(&mut self.frames[i].state, State::Acked);
+        self.counters.ack_steps += 1;
+        let acked = State::Acked { next: seq + 1 };
+        let previous = std::mem::replace(&mut self.frames[i].state, acked);
         let payload = std::mem::take(&mut self.frames[i].payload);
         match previous {
-            State::Acked => {
+            State::Acked { .. } => {
                 self.frames[i].payload = payload;
                 return;
             }
@@ -393,7 +431,7 @@ impl SendBuffer {
 
     /// Drops acknowledged frames from the front.
     fn release_front(&mut self) {
-        while matches!(self.frames.front(), Some(f) if matches!(f.state, State::Acked)) {
+        while matches!(self.frames.front(), Some(f) if matches!(f.state, State::Acked { .. })) {
             self.pop_front();
         }
     }
@@ -410,7 +448,7 @@ impl SendBuffer {
             if let State::InFlight(tx) = f.state {
                 self.leave_flight(tx.path, f.payload.len());
             }
-            if !matches!(f.state, State::Acked) {
+            if !matches!(f.state, State::Acked { .. }) {
                 self.bytes -= f.payload.len();
             }
             self.recycle(f.payload);
@@ -524,7 +562,7 @@ impl SendBuffer {
             if f.accepted + max_age > now {
                 break;
             }
-            if !matches!(f.state, State::Acked) {
+            if !matches!(f.state, State::Acked { .. }) {
                 n += 1;
             }
             self.pop_front();
@@ -570,13 +608,41 @@ enum WriteResult {
     Part(u32),
 }
 
-/// Expands the wire ranges of an ACK into 64-bit `start..end` pairs near `reference`.
-pub fn expand_ranges(raw: &[u8], reference: u64, out: &mut Vec<(u64, u64)>) {
+/// The peer acknowledged a sequence number we never sent: its state and ours disagree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BeyondSent;
+
+/// Expands the wire ranges of an ACK near `reference` (our base) into sorted, disjoint 64-bit
+/// `start..end` pairs in `out`, overlapping and touching ranges merged (at most
+/// [`wire::MAX_ACK_RANGES`], sorted in O(n log n)). A range that reaches beyond `top` (the
+/// next sequence number we would send) is [`BeyondSent`].
+pub fn expand_ranges(
+    raw: &[u8],
+    reference: u64,
+    top: u64,
+    out: &mut Vec<(u64, u64)>,
+) -> Result<(), BeyondSent> {
     out.clear();
     for AckRange { start, len } in wire::ack_ranges(raw) {
         let s = seq::expand(start, reference);
-        out.push((s, s.saturating_add(u64::from(len))));
+        match s.checked_add(u64::from(len)) {
+            Some(e) if e <= top => out.push((s, e)),
+            _ => return Err(BeyondSent),
+        }
     }
+    out.sort_unstable();
+    let mut kept = 0;
+    for i in 0..out.len() {
+        let (s, e) = out[i];
+        if kept > 0 && s <= out[kept - 1].1 {
+            out[kept - 1].1 = out[kept - 1].1.max(e);
+        } else {
+            out[kept] = (s, e);
+            kept += 1;
+        }
+    }
+    out.truncate(kept);
+    Ok(())
 }
 
 #[cfg(test)]
@@ -694,6 +760,52 @@ mod tests {
         let joined: Vec<u8> = chunks.into_iter().flat_map(|c| c.1).collect();
         assert_eq!(joined, (0..=255).cycle().take(1000).collect::<Vec<u8>>());
         assert_eq!(b.in_flight(), 1);
+    }
+
+    #[test]
+    fn repeated_acks_cost_only_the_newly_acknowledged_frames() {
+        let mut b = SendBuffer::new(0, 4096, 1 << 24);
+        for _ in 0..4000 {
+            b.accept(T0, vec![1; 8], 0).unwrap();
+        }
+        let mut buf = vec![0u8; 1 << 16];
+        b.write_frames(&mut FrameWriter::new(&mut buf), 1 << 16, 1, 0, MS);
+        // Everything but frame 0 acknowledged in one range, then the same range 64 times
+        // over, a thousand times: the repeats step over the acknowledged run at once.
+        let wide = [(1, 4000)];
+        assert_eq!(b.on_ack(0, &wide).newly_acked, 3999);
+        let first = b.counters().ack_steps;
+        assert!(first <= 2 * 3999 + 2, "{first} steps");
+        let repeated = [(1, 4000); 64];
+        for _ in 0..1000 {
+            assert_eq!(b.on_ack(0, &repeated).newly_acked, 0);
+        }
+        let repeats = b.counters().ack_steps - first;
+        assert!(
+            repeats <= 2 * 64 * 1000,
+            "{repeats} steps for 64 000 repeated ranges"
+        );
+        assert_eq!(b.on_ack(1, &[]).newly_acked, 1);
+        assert!(b.is_empty());
+    }
+
+    #[test]
+    fn ranges_are_merged_and_refused_beyond_what_was_sent() {
+        let mut raw = Vec::new();
+        for (start, len) in [(20u32, 5u32), (10, 3), (12, 4), (24, 1), (30, 2)] {
+            raw.extend_from_slice(&start.to_le_bytes());
+            raw.extend_from_slice(&len.to_le_bytes());
+        }
+        let mut out = Vec::new();
+        assert_eq!(expand_ranges(&raw, 8, 40, &mut out), Ok(()));
+        assert_eq!(out, [(10, 16), (20, 25), (30, 32)]);
+        assert_eq!(expand_ranges(&raw, 8, 31, &mut out), Err(BeyondSent));
+        let huge = [0xffff_fff0u32.to_le_bytes(), u32::MAX.to_le_bytes()].concat();
+        let near_top = u64::MAX - 4;
+        assert_eq!(
+            expand_ranges(&huge, near_top, u64::MAX, &mut out),
+            Err(BeyondSent)
+        );
     }
 
     #[test]

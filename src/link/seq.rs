@@ -4,6 +4,12 @@
 //! unacknowledged frame and its newest, far less than 2^31, so the receiver recovers the full
 //! number as the 64-bit value nearest to one it expects (the method of RFC 9000 appendix A.3).
 
+/// Sequence numbers at or above this are never sent and never accepted: a handshake's
+/// `send_base`, a frame, an ACK or a SKIP that reaches it is refused, so that no arithmetic on
+/// a peer's sequence values (plus the window) can overflow. At a billion packets a second a
+/// sender needs 146 years to get there.
+pub const MAX_SEQ: u64 = 1 << 62;
+
 /// The low 32 bits of `seq`, as sent.
 pub fn truncate(seq: u64) -> u32 {
     seq as u32

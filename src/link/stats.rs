@@ -27,6 +27,10 @@ pub struct RejectCounters {
     pub handshake_rate_limited: u64,
     /// Response matching no initiation of ours.
     pub handshake_unexpected: u64,
+    /// Authenticated ACKs or SKIPs inconsistent with our sequence state (SPEC §5): not
+    /// applied, and a resynchronising handshake starts (at most one per retry interval). Not
+    /// a rejected batch (the rest of the batch is applied), so not part of [`Self::total`].
+    pub desyncs: u64,
 }
 
 impl RejectCounters {

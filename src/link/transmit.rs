@@ -68,6 +68,21 @@ impl Link {
         Some(n)
     }
 
+    /// Seals `plain`, frames written by the caller, as the next TRANSPORT batch on path
+    /// `path_id` under the current session, into `buf`; returns the batch length (`None`
+    /// without a session, for an unknown path or if `buf` is too short). For test harnesses and
+    /// fuzzers, which need batches that are authentic but say anything: the peer could seal
+    /// the same. Nothing of this link changes except the session's send counter.
+    pub fn seal_frames(&mut self, path_id: u8, plain: &[u8], buf: &mut [u8]) -> Option<usize> {
+        let i = self.path_index(path_id)?;
+        let body_len = sealed_len(plain.len());
+        let (head, body) = buf
+            .get_mut(..HEADER_LEN + body_len)?
+            .split_at_mut(HEADER_LEN);
+        body[..plain.len()].copy_from_slice(plain);
+        self.seal(i, head, body, plain.len())
+    }
+
     /// Data frames (or fragments) in the batch the last [`Link::poll_transmit`] returned.
     pub fn last_batch_data_frames(&self) -> usize {
         self.last_data_frames

@@ -110,12 +110,17 @@ impl BatchHeader {
         if batch.len() - HEADER_LEN < body_len as usize {
             return Err(WireError::Truncated);
         }
+        let (receiver, counter) = (le32(h, OFF_RECEIVER), le64(h, OFF_COUNTER));
+        if batch_type == BatchType::Idle && (body_len, receiver, counter) != (0, 0, 0) {
+            // IDLE is unauthenticated and says nothing: any body or index is unread input.
+            return Err(WireError::BadHeader);
+        }
         Ok(Self {
             batch_type,
             path: h[OFF_PATH],
-            receiver: le32(h, OFF_RECEIVER),
+            receiver,
             body_len,
-            counter: le64(h, OFF_COUNTER),
+            counter,
         })
     }
 
@@ -298,17 +303,27 @@ impl<'a> FrameReader<'a> {
             frame_type::PROBE => parse_probe(self.rest)?,
             frame_type::SKIP => {
                 let b = fixed::<SKIP_LEN>(self.rest)?;
+                reserved_zero(&b[1..4])?;
                 let forward = le32(b, 4);
                 (Frame::Skip { forward }, SKIP_LEN)
             }
             frame_type::CLOSE => {
                 let b = fixed::<CLOSE_LEN>(self.rest)?;
+                reserved_zero(&b[2..4])?;
                 (Frame::Close { reason: b[1] }, CLOSE_LEN)
             }
             _ => return Err(WireError::BadFrame),
         };
         self.rest = &self.rest[used..];
         Ok(Some(frame))
+    }
+}
+
+/// Reserved bytes of a frame must be 0 (SPEC §3), else the frame is malformed.
+fn reserved_zero(b: &[u8]) -> Result<(), WireError> {
+    match b.iter().all(|&x| x == 0) {
+        true => Ok(()),
+        false => Err(WireError::BadFrame),
     }
 }
 
@@ -690,6 +705,36 @@ mod tests {
         ];
         for (i, c) in cases.iter().enumerate() {
             assert!(FrameReader::new(c).next_frame().is_err(), "case {i}");
+        }
+    }
+
+    #[test]
+    fn skip_and_close_reserved_bytes_must_be_zero() {
+        for at in 1..4 {
+            let mut skip = [frame_type::SKIP, 0, 0, 0, 7, 0, 0, 0];
+            assert!(FrameReader::new(&skip).next_frame().is_ok());
+            skip[at] = 1;
+            let got = FrameReader::new(&skip).next_frame();
+            assert_eq!(got, Err(WireError::BadFrame), "skip byte {at}");
+        }
+        for at in 2..4 {
+            let mut close = [frame_type::CLOSE, close_reason::RESET, 0, 0];
+            assert!(FrameReader::new(&close).next_frame().is_ok());
+            close[at] = 0x80;
+            let got = FrameReader::new(&close).next_frame();
+            assert_eq!(got, Err(WireError::BadFrame), "close byte {at}");
+        }
+    }
+
+    #[test]
+    fn idle_with_a_body_is_a_bad_header() {
+        let mut b = [0u8; HEADER_LEN + 4];
+        assert_eq!(write_idle(0, &mut b), Some(HEADER_LEN));
+        assert!(BatchHeader::parse(&b).is_ok());
+        for off in [OFF_BODY_LEN, OFF_RECEIVER, OFF_COUNTER + 7] {
+            let mut bad = b;
+            bad[off] = 4;
+            assert_eq!(BatchHeader::parse(&bad), Err(WireError::BadHeader), "{off}");
         }
     }
 

@@ -65,6 +65,8 @@ pub(crate) const RW16_TAG: usize = 2;
 pub(crate) const RW16_TRANSFER_LEN: usize = 10;
 /// READ/WRITE(16) byte 14: GROUP NUMBER; fcvpn requires 0.
 const RW16_GROUP: usize = 14;
+/// READ/WRITE(16) byte 15: CONTROL (NACA and vendor bits); fcvpn requires 0.
+const RW16_CONTROL: usize = 15;
 /// Bit 0 of a flags byte (DESC, EVPD).
 const BIT0: u8 = 0x01;
 
@@ -277,7 +279,7 @@ fn parse_report_luns(cdb: &CheckedCdb<'_>) -> Result<Cdb, CdbError> {
     })
 }
 
-/// WRITE(16)/READ(16): byte 1 and byte 14 must be 0, and the transfer at most
+/// WRITE(16)/READ(16): bytes 1, 14 and 15 (CONTROL) must be 0, and the transfer at most
 /// [`MAX_TRANSFER_LEN`] bytes (else INVALID FIELD IN CDB at byte 10).
 fn parse_rw16(cdb: &CheckedCdb<'_>) -> Result<Cdb, CdbError> {
     cdb.require_zero(RW16_FLAGS)?;
@@ -286,6 +288,7 @@ fn parse_rw16(cdb: &CheckedCdb<'_>) -> Result<Cdb, CdbError> {
         return Err(cdb.invalid_field(RW16_TRANSFER_LEN));
     }
     cdb.require_zero(RW16_GROUP)?;
+    cdb.require_zero(RW16_CONTROL)?;
     let tag = cdb.be64(RW16_TAG);
     Ok(match cdb.opcode {
         opcode::WRITE_16 => Cdb::Write16 { tag, blocks },

@@ -113,6 +113,18 @@ fn rw16_refuses_nonzero_flags_group_and_oversized_transfers() {
 }
 
 #[test]
+fn rw16_refuses_a_nonzero_control_byte() {
+    for bits in [0x01, 0x04, 0x40, 0x80] {
+        let mut cdb = write16(TAG, 512);
+        cdb[15] = bits;
+        assert_eq!(parse(&cdb), invalid_field(0x8A, 15), "control {bits:#x}");
+        let mut cdb = read16(TAG, 512);
+        cdb[15] = bits;
+        assert_eq!(parse(&cdb), invalid_field(0x88, 15), "control {bits:#x}");
+    }
+}
+
+#[test]
 fn inquiry_page_without_evpd_points_at_byte_2() {
     assert_eq!(parse(&inquiry(false, 0x80, 255)), invalid_field(0x12, 2));
 }

@@ -295,6 +295,7 @@ fn random_cdb(rng: &mut XorShift) -> Vec<u8> {
         let (byte1, group) = (rng.below(8) == 0, rng.below(8) == 0);
         cdb[1] = if byte1 { cdb[1] } else { 0 };
         cdb[14] = if group { cdb[14] } else { 0 };
+        cdb[15] = if group { cdb[15] } else { 0 };
         let tag = if rng.below(8) == 0 { rng.next() } else { TAG };
         cdb[2..10].copy_from_slice(&tag.to_be_bytes());
         let blocks = rng.below(40) as u32;
