@@ -29,6 +29,9 @@ pub const ETHERNET_PATH: u8 = 1;
 const BURST: usize = 256;
 /// Receive buffer: the largest datagram, or the largest group UDP GRO hands over at once.
 const RECV_BUFFER: usize = 65_536;
+/// Socket errors mark the path down at most once per this interval (SPEC §12): a route that
+/// keeps failing keeps the path down, a single error does not make it flap.
+pub const ERROR_REPORT_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The UDP transport.
 ///
@@ -51,6 +54,12 @@ pub struct UdpPath {
     recv_buf: Vec<u8>,
     counters: TransportCounters,
     errors: u64,
+    /// Whether a socket error happened since the last drive reported one to the link.
+    failed: bool,
+    /// When a socket error last marked the path down.
+    reported_at: Option<Duration>,
+    /// Times socket errors marked the path down.
+    reports: u64,
     /// Whether the last drive stopped at [`BURST`] with work left (the loop must come back at
     /// once rather than wait for a descriptor or a timer).
     more: bool,
@@ -82,6 +91,9 @@ impl UdpPath {
             recv_buf: vec![0u8; RECV_BUFFER],
             counters: TransportCounters::default(),
             errors: 0,
+            failed: false,
+            reported_at: None,
+            reports: 0,
             more: false,
         })
     }
@@ -96,7 +108,7 @@ impl UdpPath {
                         link.handle_batch(now, ETHERNET_PATH, &mut self.recv_buf[r], deliver);
                     }
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
+                Err(e) if is_transient(&e) => return true,
                 Err(e) => {
                     self.error("receive", &e);
                     return true;
@@ -199,9 +211,7 @@ impl UdpPath {
         for r in segments(len, segment) {
             match self.socket.send_to(&self.send_buf[r], self.endpoint) {
                 Ok(_) => self.counters.batches_out += 1,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.counters.transport_errors += 1
-                }
+                Err(e) if is_transient(&e) => self.counters.transport_errors += 1,
                 Err(e) => {
                     self.counters.transport_errors += 1;
                     self.error("send", &e);
@@ -226,12 +236,41 @@ impl UdpPath {
         Ok(())
     }
 
+    /// A socket error other than EAGAIN/EINTR (ENETUNREACH, EHOSTUNREACH, ECONNREFUSED from
+    /// ICMP, EACCES, ...): logged sparsely, and reported to the link at the end of the drive.
     fn error(&mut self, what: &str, e: &io::Error) {
+        self.failed = true;
         self.errors += 1;
         if self.errors.is_power_of_two() {
             tracing::warn!("ethernet {what} failed ({} so far): {e}", self.errors);
         }
     }
+}
+
+impl UdpPath {
+    /// Marks the path down after socket errors, at most once per [`ERROR_REPORT_INTERVAL`].
+    fn report_errors(&mut self, now: Duration, link: &mut Link) {
+        if !std::mem::take(&mut self.failed) {
+            return;
+        }
+        if self
+            .reported_at
+            .is_some_and(|t| now < t + ERROR_REPORT_INTERVAL)
+        {
+            return;
+        }
+        self.reported_at = Some(now);
+        self.reports += 1;
+        link.handle_path_error(now, ETHERNET_PATH);
+    }
+}
+
+/// Errors that say "not now" rather than "this path is broken".
+fn is_transient(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+    )
 }
 
 /// Socket buffer size asked for: room for the path's window in both directions.
@@ -263,6 +302,7 @@ impl Transport for UdpPath {
         let received = self.receive(now, link, deliver);
         let sent = self.send(now, link);
         self.more = !(received && sent);
+        self.report_errors(now, link);
     }
 
     fn deadline(&self) -> Option<Duration> {
@@ -323,6 +363,55 @@ mod tests {
         assert_eq!(a.counters.batches_out, 4);
         assert_eq!(a.counters.transport_errors, 0);
         assert_eq!(drain(&mut b, 4), sent, "gso {} gro {}", a.gso, b.gro);
+    }
+
+    #[test]
+    fn socket_errors_mark_the_path_down_at_most_once_a_second() {
+        use crate::link::path::{DownCause, PathState};
+        use crate::link::{Event, LinkConfig, PathConfig};
+        struct Counting(u8);
+        impl crate::link::Entropy for Counting {
+            fn fill(&mut self, buf: &mut [u8]) {
+                buf.iter_mut().for_each(|b| {
+                    self.0 = self.0.wrapping_add(1);
+                    *b = self.0
+                });
+            }
+        }
+        let key = |b: u8| {
+            let private = crate::crypto::PrivateKey::from_bytes([b; 32]);
+            crate::crypto::LocalStatic {
+                public: private.public_key(),
+                private,
+            }
+        };
+        let paths = vec![PathConfig::new(ETHERNET_PATH, "ethernet", 1, 1472)];
+        let cfg = LinkConfig::new(key(1), key(2).public, paths);
+        let mut link = Link::new(cfg, Box::new(Counting(0)), Duration::ZERO).unwrap();
+        // A broadcast address without SO_BROADCAST: every send fails with EACCES.
+        let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        let broadcast: SocketAddr = "255.255.255.255:9".parse().unwrap();
+        let mut udp = UdpPath::bind(any, broadcast, 1472).unwrap();
+        let ms = Duration::from_millis(1);
+        for t in [0, 600, 1100, 1300] {
+            let now = ms * t;
+            link.handle_timeout(now);
+            udp.drive(now, &mut link, &mut |_| {});
+        }
+        // Initiations at 0, ~560 and ~1120 ms all failed; reports at 0 and ~1120 ms only.
+        assert!(udp.errors >= 3, "{} errors", udp.errors);
+        assert_eq!(udp.reports, 2);
+        assert_eq!(link.stats(ms * 1300).paths[0].state, PathState::Down);
+        let down = std::iter::from_fn(|| link.poll_event()).find(|e| {
+            matches!(
+                e,
+                Event::PathDown {
+                    path: ETHERNET_PATH,
+                    cause: DownCause::TransportError
+                }
+            )
+        });
+        assert!(down.is_some());
     }
 
     #[test]
