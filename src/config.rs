@@ -8,6 +8,7 @@
 //! mtu = 65000                       # default 65000 (tun) or 9000 (tap); 1280..=65535
 //! mode = "tun"                      # "tun" (default) or "tap"
 //! compression = "off"               # "off" (default) or "lz4"
+//! padding = "off"                   # "off" (default) or "bucket": pad batches to size buckets
 //! max_frame_age_ms = 3000           # 100..=60000
 //!
 //! [peer]
@@ -37,7 +38,9 @@
 //!
 //! Unknown keys and sections are errors, and so is every value out of its range: a typo never
 //! silently falls back to a default. Relative paths are relative to the file's directory. A
-//! private key file must not be accessible by group or others (as `ssh` insists).
+//! private key file, and a configuration file that holds an inline `private_key`, must not be
+//! accessible by group or others (as `ssh` insists) and must be owned by the user running
+//! fcvpn or by root (see [`check_secret_file`]).
 //!
 //! Every error is one [`ConfigError`] line naming the file, the line and the dotted key:
 //! `peer.conf:4: interface.mode: expected "tun" or "tap", got "tan"`.
@@ -63,7 +66,7 @@ use crate::crypto::{KeyError, PrivateKey, PublicKey};
 use error::Source;
 use raw::{Opt, RawEthernet, RawFc, RawFile, RawInterface, RawPeer};
 
-pub use crate::link::Compression;
+pub use crate::link::{Compression, Padding};
 pub use error::ConfigError;
 pub use net::{IpNet, IpNetError};
 pub use port::{default_port_name, format_port_colon, format_port_naa, parse_port_name};
@@ -151,6 +154,8 @@ pub struct Interface {
     pub mode: Mode,
     /// Per-packet compression.
     pub compression: Compression,
+    /// Padding of batches to size buckets (hides exact sizes from the fabric and the network).
+    pub padding: Padding,
     /// A frame unacknowledged this long after it was sent is given up.
     pub max_frame_age: Duration,
 }
@@ -248,22 +253,36 @@ pub enum SgDevice {
 }
 
 impl Config {
-    /// Reads and parses the file at `path`.
+    /// Reads and parses the file at `path`. An inline `private_key` is refused unless the file
+    /// passes [`check_secret_file`] (mode and owner come from the same open file as the text).
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map(Zeroizing::new)
-            .map_err(|e| ConfigError::unreadable(path, &e))?;
-        Self::parse(&text, path)
+        let unreadable = |e: std::io::Error| ConfigError::unreadable(path, &e);
+        let mut file = File::open(path).map_err(unreadable)?;
+        let meta = file.metadata().map_err(unreadable)?;
+        let mut text = Zeroizing::new(String::new());
+        file.read_to_string(&mut text).map_err(unreadable)?;
+        Self::parse_file(&text, path, Some(&meta))
     }
 
     /// Parses `text` as if it had been read from `path`: errors name `path`, and relative paths
     /// in it are resolved against `path`'s directory. A `private_key_file` is read from disk.
+    /// The mode and owner of `path` itself are not checked (see [`Config::load`]).
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        Self::parse_file(text, path, None)
+    }
+
+    /// [`Config::parse`], with the metadata of the file the text came from when there is one.
+    fn parse_file(
+        text: &str,
+        path: &Path,
+        meta: Option<&std::fs::Metadata>,
+    ) -> Result<Config, ConfigError> {
         let src = Source { text, file: path };
         let raw: RawFile = toml::from_str(text).map_err(|e| src.toml_error(&e))?;
         let build = Build {
             src,
             dir: path.parent().unwrap_or(Path::new("")),
+            meta,
         };
         let interface = build.interface(raw.interface.as_ref())?;
         let peer = build.peer(raw.peer.as_ref())?;
@@ -309,6 +328,8 @@ struct Build<'a> {
     src: Source<'a>,
     /// Directory that relative paths are relative to.
     dir: &'a Path,
+    /// The configuration file's metadata, when it was read from disk.
+    meta: Option<&'a std::fs::Metadata>,
 }
 
 impl Build<'_> {
@@ -342,9 +363,18 @@ impl Build<'_> {
                 return Err(self.err(Some(span), key, reason));
             }
             (Some(file), None) => self.read_key_file(file)?,
-            (None, Some(inline)) => PrivateKey::from_base64(&inline.get_ref().0).map_err(|e| {
-                self.err(Some(inline.span()), "interface.private_key", key_reason(e))
-            })?,
+            (None, Some(inline)) => {
+                let fail = |reason| self.err(Some(inline.span()), "interface.private_key", reason);
+                if let Some(meta) = self.meta {
+                    check_secret_file(meta).map_err(|why| {
+                        fail(format!(
+                            "an inline key needs a private file, but {} {why}; or use private_key_file",
+                            self.src.file.display()
+                        ))
+                    })?;
+                }
+                PrivateKey::from_base64(&inline.get_ref().0).map_err(|e| fail(key_reason(e)))?
+            }
             (None, None) => {
                 let reason = "missing (or give private_key)".to_owned();
                 return Err(self.err(at, "interface.private_key_file", reason));
@@ -386,6 +416,13 @@ impl Build<'_> {
                 &[("off", Compression::Off), ("lz4", Compression::Lz4)],
             )?
             .unwrap_or(Compression::Off);
+        let padding = self
+            .choice(
+                &raw.padding,
+                "interface.padding",
+                &[("off", Padding::Off), ("bucket", Padding::Bucket)],
+            )?
+            .unwrap_or(Padding::Off);
 
         Ok(Interface {
             name,
@@ -394,6 +431,7 @@ impl Build<'_> {
             mtu: self.int(&raw.mtu, "interface.mtu", MTU_RANGE, default_mtu)?,
             mode,
             compression,
+            padding,
             max_frame_age: self.millis(
                 &raw.max_frame_age_ms,
                 "interface.max_frame_age_ms",
@@ -425,17 +463,7 @@ impl Build<'_> {
         if !meta.is_file() {
             return Err(fail(": cannot read: not a regular file".to_owned()));
         }
-        let mode = meta.mode() & 0o7777;
-        if mode & 0o077 != 0 {
-            let how = if mode & 0o044 != 0 {
-                "readable"
-            } else {
-                "accessible"
-            };
-            return Err(fail(format!(
-                " is {how} by group or others (mode {mode:04o}); chmod 600 it"
-            )));
-        }
+        check_secret_file(&meta).map_err(|why| fail(format!(" {why}")))?;
         // Room for the whole file up front, so the buffer (wiped on drop) never reallocates.
         let mut bytes = Zeroizing::new(Vec::with_capacity(MAX_KEY_FILE_LEN + 1));
         (&mut handle)
@@ -790,6 +818,32 @@ fn check_interface_name(name: &str) -> Result<(), String> {
     }
     if name == "." || name == ".." {
         return Err(format!("{name:?} is not a valid interface name"));
+    }
+    Ok(())
+}
+
+/// Checks that a file holding a private key (a key file, or a configuration with an inline
+/// key) is private: no permission bit for group or others, and owned by the effective user
+/// or by root (a file another user owns can be replaced or read by that user). The error
+/// completes a sentence whose subject is the file: `is readable by group or others ...`.
+pub fn check_secret_file(meta: &std::fs::Metadata) -> Result<(), String> {
+    let mode = meta.mode() & 0o7777;
+    if mode & 0o077 != 0 {
+        let how = if mode & 0o044 != 0 {
+            "readable"
+        } else {
+            "accessible"
+        };
+        return Err(format!(
+            "is {how} by group or others (mode {mode:04o}); chmod 600 it"
+        ));
+    }
+    let me = nix::unistd::geteuid().as_raw();
+    if meta.uid() != me && meta.uid() != 0 {
+        return Err(format!(
+            "is owned by uid {}, neither this user (uid {me}) nor root; chown it",
+            meta.uid()
+        ));
     }
     Ok(())
 }

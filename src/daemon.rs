@@ -21,6 +21,7 @@ use crate::link::{Entropy, Link, LinkConfig, PathConfig};
 use crate::scsi::{CommandVerifier, DeviceIdentity, VirtualDevice};
 use crate::status::StaticInfo;
 use crate::transport::WallClock;
+use crate::sys::caps::Cap;
 use crate::transport::initiator::{InitiatorPort, InitiatorSettings};
 use crate::transport::lio::{self, LioPaths, LioSpec};
 use crate::transport::sim::{SimInitiator, SimTarget};
@@ -134,9 +135,43 @@ pub fn up(path: &Path) -> Result<(), UpError> {
     }
     let mut driver = Driver::new(link, Box::new(tun), transports, info, epoch);
     driver.control = Some(control);
+    drop_privileges(&cfg)?;
     let result = driver.run(stop.as_fd()).map_err(io_err("event loop"));
     shut_down(&mut driver);
     result
+}
+
+/// The capabilities an end keeps once it is set up (interface created, addresses and routes
+/// set, backend opened, sockets bound); everything else is dropped from every set.
+///
+/// - Every end: `CAP_NET_ADMIN`, for TUNSETCARRIER (the carrier follows the link) and
+///   clearing the interface's persistence at exit.
+/// - `sim` and Ethernet: nothing more (a lost fabric is reconnected through a root-owned
+///   socket, which needs no capability for root's own uid).
+/// - `sg`: `CAP_SYS_RAWIO`, for SG_IO on a device found again after it disappeared (the
+///   kernel lets commands outside its unprivileged list through only with it).
+/// - `tcmu`: `CAP_SYS_ADMIN` and `CAP_DAC_OVERRIDE`, to re-create LIO's configfs objects and
+///   reopen the UIO device when the ring is lost, and to remove them at exit.
+///
+/// The process keeps uid 0 (the objects it reopens are root's); `PR_SET_NO_NEW_PRIVS` and
+/// the emptied bounding set make sure no execve can give anything back.
+pub fn kept_capabilities(cfg: &Config) -> Vec<Cap> {
+    let mut keep = vec![Cap::NET_ADMIN];
+    match cfg.fc.as_ref().map(|fc| &fc.backend) {
+        Some(Backend::Sg { .. }) => keep.push(Cap::SYS_RAWIO),
+        Some(Backend::Tcmu { .. }) => keep.extend([Cap::SYS_ADMIN, Cap::DAC_OVERRIDE]),
+        Some(Backend::Sim { .. }) | None => {}
+    }
+    keep
+}
+
+/// Drops every capability but [`kept_capabilities`]; the loop is single-threaded, so the
+/// calling thread is the whole process.
+fn drop_privileges(cfg: &Config) -> Result<(), UpError> {
+    let keep = kept_capabilities(cfg);
+    crate::sys::caps::restrict_to(&keep).map_err(io_err("dropping capabilities"))?;
+    tracing::debug!("capabilities reduced to {keep:?}, no new privileges");
+    Ok(())
 }
 
 /// Checks what the backend needs before anything is created.
@@ -203,6 +238,7 @@ fn link_config(cfg: &Config) -> LinkConfig {
     if let Some(rekey) = test_rekey_after() {
         scale_rekey(&mut lc, rekey);
     }
+    lc.padding = cfg.interface.padding;
     lc.compression = match cfg.interface.compression {
         config::Compression::Off => crate::link::Compression::Off,
         config::Compression::Lz4 => crate::link::Compression::Lz4,
@@ -341,8 +377,20 @@ fn initiator_settings(cfg: &Config, fc: &config::Fc) -> Result<InitiatorSettings
         max_transfer: fc.max_transfer,
         command_timeout: fc.command_timeout,
         reconnect_every: RECONNECT_EVERY,
+        impostor_after: matches!(
+            fc.backend,
+            Backend::Sg {
+                device: config::SgDevice::Auto
+            }
+        )
+        .then(|| fc.dead_after * IMPOSTOR_AFTER_DEAD),
     })
 }
+
+/// With `device = "auto"`, a device is suspected of being an impostor after this many
+/// `dead_after` periods of GOOD completions with no authenticated proof on FC (2 s with the
+/// defaults): long enough for a handshake retried a few times, short against an outage.
+const IMPOSTOR_AFTER_DEAD: u32 = 10;
 
 /// Payload bytes in flight on the Ethernet path: well above its bandwidth-delay product on a
 /// LAN, well below the socket buffers ([`crate::transport::udp`] sets 8 MiB).
@@ -431,6 +479,22 @@ mod tests {
         );
         // No FC backend to check before an Ethernet-only link comes up.
         assert!(check_backend(&ethernet, Path::new("t.conf")).is_ok());
+    }
+
+    #[test]
+    fn each_backend_keeps_only_its_capabilities() {
+        assert_eq!(kept_capabilities(&parse(FC)), [Cap::NET_ADMIN]);
+        assert_eq!(kept_capabilities(&parse(ETHERNET)), [Cap::NET_ADMIN]);
+        let sg = "[fc]\nrole = \"initiator\"\nbackend = \"sg\"\n";
+        assert_eq!(
+            kept_capabilities(&parse(sg)),
+            [Cap::NET_ADMIN, Cap::SYS_RAWIO]
+        );
+        let tcmu = "[fc]\nrole = \"target\"\nbackend = \"tcmu\"\nfabric_module = \"loopback\"\nallowed_initiators = [\"naa.5001405fc0000002\"]\n";
+        assert_eq!(
+            kept_capabilities(&parse(tcmu)),
+            [Cap::NET_ADMIN, Cap::SYS_ADMIN, Cap::DAC_OVERRIDE]
+        );
     }
 
     #[test]

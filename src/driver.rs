@@ -213,7 +213,7 @@ impl Driver {
                 now,
             )
         };
-        control.serve(status);
+        control.serve(now, status);
     }
 
     /// Sleeps until something is ready or a deadline passes; true if `stop` fired.
@@ -235,8 +235,13 @@ impl Driver {
                 fds.push(PollFd::new(fd, flags));
             }
         }
-        if let Some(c) = &self.control {
-            fds.push(PollFd::new(c.fd(), PollFlags::POLLIN));
+        for (fd, write) in self.control.iter().flat_map(ControlServer::interest) {
+            let flags = if write {
+                PollFlags::POLLOUT
+            } else {
+                PollFlags::POLLIN
+            };
+            fds.push(PollFd::new(fd, flags));
         }
         let timeout = timeout.map(|t| TimeSpec::from_duration(t.min(Duration::from_secs(60))));
         match ppoll(&mut fds, timeout, None) {
@@ -257,6 +262,7 @@ impl Driver {
             .iter()
             .filter_map(|t| t.deadline())
             .map(|t| t.max(now));
-        link.into_iter().chain(transports).min()
+        let control = self.control.as_ref().and_then(ControlServer::deadline);
+        link.into_iter().chain(transports).chain(control).min()
     }
 }

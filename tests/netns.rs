@@ -652,3 +652,109 @@ fn demo_runs_and_reports() {
     }
     figure!(T, "exit 0 in {:.1} s", start.elapsed().as_secs_f64());
 }
+
+/// The capability sets and `NoNewPrivs` of process `pid`, from `/proc/PID/status`.
+fn privileges_of(pid: u32) -> Vec<(&'static str, u64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    let field = |name: &str| -> u64 {
+        let value = status
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+            .unwrap_or_else(|| panic!("no {name} in /proc/{pid}/status"))
+            .trim();
+        if name.starts_with("Cap") {
+            u64::from_str_radix(value, 16).expect("hex")
+        } else {
+            value.parse().expect("number")
+        }
+    };
+    [
+        "CapInh",
+        "CapPrm",
+        "CapEff",
+        "CapBnd",
+        "CapAmb",
+        "NoNewPrivs",
+    ]
+    .into_iter()
+    .map(|name| (name, field(name)))
+    .collect()
+}
+
+/// `CAP_NET_ADMIN`, all a `sim` end keeps once it is up (`daemon::kept_capabilities`).
+const NET_ADMIN: u64 = 1 << 12;
+
+/// Both ends keep only CAP_NET_ADMIN, with no_new_privs, while the link passes traffic;
+/// then the target end is restarted under the bounding set and no_new_privs of
+/// contrib/systemd/fcvpn@.service (emulated with setpriv: systemd is not PID 1 here) and
+/// comes up the same.
+#[test]
+fn a_running_link_keeps_only_the_capabilities_it_needs() {
+    const T: &str = "a_running_link_keeps_only_the_capabilities_it_needs";
+    let Some(_serial) = gate() else { return };
+    let mut t = Topology::new(&[]);
+    t.up();
+    let want = [
+        ("CapInh", 0),
+        ("CapPrm", NET_ADMIN),
+        ("CapEff", NET_ADMIN),
+        ("CapBnd", NET_ADMIN),
+        ("CapAmb", 0),
+        ("NoNewPrivs", 1),
+    ];
+    let check = |t: &mut Topology, label: &str| {
+        for (from, to) in [(INITIATOR, TARGET), (TARGET, INITIATOR)] {
+            let p = ping(t, from, to, 3).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(
+                p.received, 3,
+                "{label}: ping {} -> {}",
+                ADDRS[from], ADDRS[to]
+            );
+        }
+        for i in [INITIATOR, TARGET] {
+            let pid = t.end_pid(i).expect("running");
+            let got = privileges_of(pid);
+            figure!(T, "{label}: {} (pid {pid}): {got:x?}", t.names[i]);
+            assert_eq!(got, want, "{label}: {}", t.names[i]);
+            let s = t.show_json(i).unwrap_or_else(|e| panic!("show: {e}"));
+            assert_eq!(s["carrier"].as_bool(), Some(true), "{label}: carrier");
+        }
+    };
+    check(&mut t, "plain start");
+    let bps = iperf3(&t, INITIATOR, TARGET, 2, 5201).unwrap_or_else(|e| panic!("{e}"));
+    figure!(
+        T,
+        "iperf3 with reduced capabilities: {:.2} Gbit/s",
+        bps / 1e9
+    );
+    assert!(bps > 100e6, "iperf3: {bps} bit/s");
+
+    assert!(t.kill_end(TARGET, Signal::SIGTERM).success());
+    let unit = include_str!("../contrib/systemd/fcvpn@.service");
+    let bounding = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("CapabilityBoundingSet="))
+        .expect("the unit sets CapabilityBoundingSet");
+    let caps: Vec<String> = bounding
+        .split_whitespace()
+        .map(|c| format!("+{}", c.trim_start_matches("CAP_").to_lowercase()))
+        .collect();
+    let bounding_arg = format!("--bounding-set=-all,{}", caps.join(","));
+    figure!(
+        T,
+        "restarting the target under setpriv {bounding_arg} --no-new-privs"
+    );
+    t.start_end_under(
+        TARGET,
+        &[
+            "setpriv",
+            &bounding_arg,
+            "--no-new-privs",
+            "--inh-caps=-all",
+            "--ambient-caps=-all",
+        ],
+    );
+    t.wait_carrier(Duration::from_secs(20))
+        .unwrap_or_else(|e| panic!("under the unit's limits: {e}"));
+    check(&mut t, "under the unit's limits");
+}

@@ -58,13 +58,25 @@ pub fn format_port_colon(port: u64) -> String {
     s
 }
 
-/// The port name used when `fc.port` is not set: the first 8 bytes of this end's public key,
-/// big-endian, with the top nibble replaced by 5 (NAA type 5, "IEEE Registered", the format of
-/// real HBA WWPNs). Deterministic, so a restart keeps the name; distinct for distinct keys with
-/// overwhelming probability.
+/// What is hashed before the public key for [`default_port_name`].
+pub const DEFAULT_PORT_DOMAIN: &[u8] = b"fcvpn default WWPN v1";
+
+/// The port name used when `fc.port` is not set: the first 8 bytes, big-endian, of
+/// BLAKE2s-256(`DEFAULT_PORT_DOMAIN` ‖ this end's public key), with the top nibble replaced by
+/// 5 (NAA type 5, "IEEE Registered", the format of real HBA WWPNs). Deterministic, so a
+/// restart keeps the name; distinct for distinct keys with overwhelming probability. Hashed,
+/// not copied from the key: a WWPN is seen by the whole fabric, and 60 bits of the raw key
+/// would let anyone holding candidate keys tell which one this host uses without the
+/// handshake (a hash still allows that test for a key one knows, but gives nothing towards
+/// an unknown key).
 pub fn default_port_name(public: &PublicKey) -> u64 {
+    use blake2::{Blake2s256, Digest};
+    let digest = Blake2s256::new()
+        .chain_update(DEFAULT_PORT_DOMAIN)
+        .chain_update(public.as_bytes())
+        .finalize();
     let mut first = [0u8; 8];
-    first.copy_from_slice(&public.as_bytes()[..8]);
+    first.copy_from_slice(&digest[..8]);
     (u64::from_be_bytes(first) & 0x0fff_ffff_ffff_ffff) | 0x5000_0000_0000_0000
 }
 
@@ -73,6 +85,9 @@ mod tests {
     use super::*;
 
     const PORT: u64 = 0x5001_405f_c000_0001;
+    /// Default port names of two fixed keys (computed independently with Python's hashlib).
+    const DEFAULT_PORT_KEYED: u64 = 0x5d1b_5807_8e30_e957;
+    const DEFAULT_PORT_ZERO: u64 = 0x573b_1c44_bc90_77bf;
 
     #[test]
     fn parses_both_spellings_in_any_case() {
@@ -129,12 +144,20 @@ mod tests {
     }
 
     #[test]
-    fn default_port_is_naa5_from_the_key() {
+    fn default_port_is_naa5_from_a_hash_of_the_key() {
         let mut bytes = [0u8; 32];
         bytes[..8].copy_from_slice(&[0xab, 0xcd, 0xef, 0x01, 0x23, 0x45, 0x67, 0x89]);
         let key = PublicKey::from_bytes(bytes);
-        assert_eq!(default_port_name(&key), 0x5bcd_ef01_2345_6789);
         let zero = PublicKey::from_bytes([0; 32]);
-        assert_eq!(default_port_name(&zero), 0x5000_0000_0000_0000);
+        // Pinned values (proto/SPEC.md §11.1): the key's own bytes do not show through.
+        assert_eq!(default_port_name(&key), DEFAULT_PORT_KEYED);
+        assert_eq!(default_port_name(&zero), DEFAULT_PORT_ZERO);
+        for port in [DEFAULT_PORT_KEYED, DEFAULT_PORT_ZERO] {
+            assert_eq!(port >> 60, 5, "{port:016x}");
+        }
+        assert_ne!(
+            DEFAULT_PORT_KEYED & 0x0fff_ffff_0000_0000,
+            0x0bcd_ef01_0000_0000
+        );
     }
 }

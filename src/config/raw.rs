@@ -35,6 +35,7 @@ pub(super) struct RawInterface {
     pub mtu: Opt<i64>,
     pub mode: Opt<String>,
     pub compression: Opt<String>,
+    pub padding: Opt<String>,
     pub max_frame_age_ms: Opt<i64>,
 }
 

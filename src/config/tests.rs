@@ -298,6 +298,10 @@ fn bad_interface_values() {
             "3: interface.mode: expected \"tun\" or \"tap\", got \"TUN\"",
         ),
         (
+            with("padding = \"buckets\""),
+            "3: interface.padding: expected \"off\" or \"bucket\", got \"buckets\"",
+        ),
+        (
             with("compression = \"zstd\""),
             "3: interface.compression: expected \"off\" or \"lz4\", got \"zstd\"",
         ),
@@ -467,6 +471,7 @@ fn minimal_target_takes_the_defaults() {
     assert_eq!(i.mtu, DEFAULT_TUN_MTU);
     assert_eq!(i.mode, Mode::Tun);
     assert_eq!(i.compression, Compression::Off);
+    assert_eq!(i.padding, Padding::Off);
     assert_eq!(i.max_frame_age, Duration::from_secs(3));
     assert_eq!(c.peer.public_key, key(2).public_key());
     let want = Fc {
@@ -912,4 +917,78 @@ fn ethernet_errors() {
             "11: fc.backend: missing",
         ),
     ]);
+}
+
+#[test]
+fn inline_key_needs_a_private_config_file() {
+    let dir = TempDir::new("inline-key");
+    let text = doc(MINIMAL_TARGET);
+    let mut failures = Vec::new();
+    for (mode, how) in [
+        (0o644, "readable"),
+        (0o640, "readable"),
+        (0o620, "accessible"),
+    ] {
+        let conf = dir.write(&format!("{mode:o}.conf"), &text, mode);
+        let want = format!(
+            "{c}:2: interface.private_key: an inline key needs a private file, but {c} is {how} by group or others (mode {mode:04o}); chmod 600 it; or use private_key_file",
+            c = conf.display()
+        );
+        match Config::load(&conf) {
+            Ok(_) => failures.push(format!("{mode:o}: accepted")),
+            Err(e) if e.to_string() != want => {
+                failures.push(format!("got:    {e}\n  wanted: {want}"))
+            }
+            Err(_) => {}
+        }
+    }
+    assert!(failures.is_empty(), "\n{}", failures.join("\n"));
+    let private = dir.write("private.conf", &text, 0o600);
+    assert!(Config::load(&private).is_ok());
+    // The same file with the key in a key file instead may be readable by all.
+    fs::write(dir.0.join("a.key"), own_private()).unwrap();
+    fs::set_permissions(dir.0.join("a.key"), fs::Permissions::from_mode(0o600)).unwrap();
+    let open = dir.write("open.conf", &doc(&with_key_file("a.key")), 0o644);
+    assert!(Config::load(&open).is_ok());
+}
+
+#[test]
+fn secrets_owned_by_another_user_are_refused() {
+    if !nix::unistd::geteuid().is_root() {
+        return; // Only root can give a file away; the check is the same for every user.
+    }
+    let dir = TempDir::new("owners");
+    let inline = dir.write("inline.conf", &doc(MINIMAL_TARGET), 0o600);
+    std::os::unix::fs::chown(&inline, Some(4242), None).unwrap();
+    let e = Config::load(&inline).unwrap_err();
+    assert_eq!(
+        (e.line(), e.key()),
+        (Some(2), Some("interface.private_key"))
+    );
+    assert!(
+        e.reason()
+            .contains("is owned by uid 4242, neither this user (uid 0) nor root; chown it"),
+        "{e}"
+    );
+    let key = dir.write("a.key", &own_private(), 0o600);
+    std::os::unix::fs::chown(&key, Some(4242), None).unwrap();
+    let conf = dir.write("peer.conf", &doc(&with_key_file("a.key")), 0o644);
+    let e = Config::load(&conf).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "{}:2: interface.private_key_file: {}/a.key is owned by uid 4242, neither this user (uid 0) nor root; chown it",
+            conf.display(),
+            dir.0.display()
+        )
+    );
+    // Root's own files are accepted whoever runs fcvpn; here root runs it, so chown back.
+    std::os::unix::fs::chown(&key, Some(0), None).unwrap();
+    assert!(Config::load(&conf).is_ok());
+}
+
+#[test]
+fn padding_by_bucket() {
+    let text = MINIMAL_TARGET.replace("[peer]", "padding = \"bucket\"\n[peer]");
+    assert_eq!(parse(&text).unwrap().interface.padding, Padding::Bucket);
 }

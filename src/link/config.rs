@@ -21,6 +21,21 @@ pub enum Compression {
     Lz4,
 }
 
+/// Whether sealed TRANSPORT batches are padded so their size tells less about the traffic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Padding {
+    /// Batches are as long as what they carry (the default).
+    #[default]
+    Off,
+    /// Each batch is padded (with PADDING, inside the sealed plaintext) to the smallest bucket
+    /// that holds it: a power of two from [`MIN_PADDING_BUCKET`] bytes, or the path's
+    /// `max_batch` when no power of two below it does (`proto/SPEC.md` §3).
+    Bucket,
+}
+
+/// The smallest padding bucket, in bytes of the whole batch (header included).
+pub const MIN_PADDING_BUCKET: usize = 512;
+
 /// One path the link may use (FC, Ethernet backup, ...).
 #[derive(Debug, Clone)]
 pub struct PathConfig {
@@ -74,6 +89,8 @@ pub struct LinkConfig {
     pub paths: Vec<PathConfig>,
     /// Per-packet compression.
     pub compression: Compression,
+    /// Padding of TRANSPORT batches to size buckets.
+    pub padding: Padding,
     /// A frame not acknowledged this long after it was accepted is dropped and skipped.
     pub max_frame_age: Duration,
     /// Most accepted, unacknowledged frames held (at most [`WINDOW_FRAMES`]).
@@ -116,6 +133,7 @@ impl LinkConfig {
             epoch_unix_ns: 0,
             paths,
             compression: Compression::Off,
+            padding: Padding::Off,
             max_frame_age: Duration::from_secs(3),
             send_buffer_frames: WINDOW_FRAMES as usize,
             send_buffer_bytes: 32 << 20,

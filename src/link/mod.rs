@@ -37,7 +37,9 @@ use std::time::Duration;
 
 use thiserror::Error;
 
-pub use config::{Compression, Entropy, LinkConfig, MAX_PATHS, PathConfig};
+pub use config::{
+    Compression, Entropy, LinkConfig, MAX_PATHS, MIN_PADDING_BUCKET, Padding, PathConfig,
+};
 pub use event::Event;
 pub use stats::{LinkStats, PathStats, RejectCounters};
 
@@ -293,6 +295,13 @@ impl Link {
     /// The active path's id.
     pub fn active_path(&self) -> Option<u8> {
         self.active.map(|i| self.paths[i].config.id)
+    }
+
+    /// When path `id` last had an authenticated proof of a round trip (a probe reply, or an
+    /// acknowledgement of frames sent on it); `None` before the first or for an unknown path.
+    /// Transports use it to tell a working device from one that only answers SCSI.
+    pub fn path_last_proof(&self, id: u8) -> Option<Duration> {
+        self.path_index(id).and_then(|i| self.paths[i].last_proof)
     }
 
     /// How many times the active path changed, not counting the link's first choice of one:

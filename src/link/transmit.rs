@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use super::Link;
+use super::config::{MIN_PADDING_BUCKET, Padding};
 use super::seq;
 use super::wire::{self, BatchHeader, BatchType, FrameWriter, HEADER_LEN};
 use crate::crypto::session::{RECORD_LEN, TAG_LEN, sealed_len};
@@ -12,6 +13,19 @@ pub fn max_plain(body_cap: usize) -> usize {
     let whole = body_cap / (RECORD_LEN + TAG_LEN);
     let rest = body_cap % (RECORD_LEN + TAG_LEN);
     whole * RECORD_LEN + rest.saturating_sub(TAG_LEN)
+}
+
+/// The plaintext length a batch of `plain_len` bytes is padded to under [`Padding::Bucket`]:
+/// the most that fits the smallest bucket holding the sealed batch, where the buckets are the
+/// powers of two from [`MIN_PADDING_BUCKET`] and, last, `cap` (the path's largest batch).
+pub fn padded_plain(plain_len: usize, cap: usize) -> usize {
+    let whole = HEADER_LEN + sealed_len(plain_len);
+    let bucket = whole
+        .max(MIN_PADDING_BUCKET)
+        .checked_next_power_of_two()
+        .unwrap_or(cap)
+        .min(cap);
+    max_plain(bucket - HEADER_LEN)
 }
 
 /// What a batch for one path will carry.
@@ -57,6 +71,15 @@ impl Link {
         if plain_len == 0 {
             return None;
         }
+        let plain_len = match self.cfg.padding {
+            Padding::Off => plain_len,
+            Padding::Bucket => {
+                let padded = padded_plain(plain_len, cap).max(plain_len);
+                // 0x00 is PADDING: it ends the frame list, the rest is ignored.
+                body[plain_len..padded].fill(0);
+                padded
+            }
+        };
         let n = self.seal(i, head, body, plain_len)?;
         let p = &mut self.paths[i];
         p.counters.tx_batches += 1;
@@ -193,6 +216,34 @@ impl Link {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn padded_sizes_are_buckets() {
+        let cap = 1 << 20;
+        let mut sizes = std::collections::BTreeSet::new();
+        for plain in (1..200_000).step_by(97) {
+            let padded = padded_plain(plain, cap);
+            assert!(padded >= plain, "{plain}");
+            let whole = HEADER_LEN + sealed_len(padded);
+            assert!(whole <= cap);
+            sizes.insert(whole);
+        }
+        // 512, 1024, ..., 256 KiB: ten sizes for two thousand batch lengths.
+        assert_eq!(sizes.len(), 10, "{sizes:?}");
+        for s in &sizes {
+            assert!(
+                s.is_power_of_two() || s + TAG_LEN >= s.next_power_of_two(),
+                "{s}"
+            );
+        }
+        // Past the last power of two below the cap, the cap is the bucket.
+        let big = max_plain(cap - HEADER_LEN) - 10;
+        assert_eq!(padded_plain(big, cap), max_plain(cap - HEADER_LEN));
+        // A path whose largest batch is not a power of two (a UDP datagram).
+        assert_eq!(HEADER_LEN + sealed_len(padded_plain(1100, 1472)), 1472);
+        assert_eq!(HEADER_LEN + sealed_len(padded_plain(900, 1472)), 1024);
+        assert_eq!(HEADER_LEN + sealed_len(padded_plain(100, 1472)), 512);
+    }
 
     #[test]
     fn max_plain_fits_exactly() {

@@ -2,6 +2,7 @@
 //! and SG_IO). Every `unsafe` block carries a `// SAFETY:` comment; struct layouts that cross
 //! into the kernel are checked by tests (size and offsets).
 
+pub mod caps;
 pub mod io;
 pub mod sg;
 pub mod tcmu;

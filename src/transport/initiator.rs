@@ -26,6 +26,9 @@ use crate::link::wire::{BatchHeader, BatchType};
 use crate::scsi::token::Jump;
 use crate::scsi::{AdditionalSense, CommandSigner, SenseKey, cdb, parse_sense, status};
 
+#[cfg(test)]
+mod watchdog_tests;
+
 /// Data direction of a command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Direction {
@@ -95,6 +98,13 @@ pub trait InitiatorBackend {
     fn reconnect(&mut self) -> Result<(), BackendError>;
     /// Whether the backend times commands out itself (SG_IO does); if not, the port does.
     fn enforces_timeouts(&self) -> bool;
+    /// Drops the device in use and looks for another, trying this one last: the port suspects
+    /// an impostor (SCSI works, but the link never proves the peer is behind it). True if it
+    /// did (the backend is then disconnected until the search ends); a backend with nothing
+    /// else to try keeps what it has.
+    fn search_again(&mut self) -> bool {
+        false
+    }
 }
 
 /// Initiator tuning.
@@ -116,6 +126,10 @@ pub struct InitiatorSettings {
     pub command_timeout: Duration,
     /// Pause between reconnection attempts.
     pub reconnect_every: Duration,
+    /// A device that completes commands GOOD while the FC path has had no authenticated
+    /// proof for this long is suspected of being an impostor and searched past
+    /// ([`InitiatorBackend::search_again`]); `None` never suspects one.
+    pub impostor_after: Option<Duration>,
 }
 
 /// Failures in a row that mark the FC path down.
@@ -159,6 +173,10 @@ pub struct InitiatorPort<B> {
     refusals: u32,
     /// When the last line about refused tokens was logged.
     refusal_logged: Option<Duration>,
+    /// Since when the device in use has had to prove the peer (its connection, or its last
+    /// proof), and the last GOOD completion: the impostor watchdog's inputs.
+    watch_from: Option<Duration>,
+    last_good: Option<Duration>,
 }
 
 impl<B: InitiatorBackend> InitiatorPort<B> {
@@ -187,6 +205,27 @@ impl<B: InitiatorBackend> InitiatorPort<B> {
             quick_idles: 0,
             refusals: 0,
             refusal_logged: None,
+            watch_from: None,
+            last_good: None,
+        }
+    }
+
+    /// The impostor watchdog: a device whose commands complete GOOD (SCSI looks healthy)
+    /// while the link has had no authenticated proof on FC for `impostor_after` is not the
+    /// peer's (a copy of its public identity that answers IDLE); the backend is asked to
+    /// search again, past it.
+    fn watch_for_impostor(&mut self, now: Duration, link: &mut Link) {
+        let Some(after) = self.settings.impostor_after else {
+            return;
+        };
+        let from = *self.watch_from.get_or_insert(now);
+        let from = link.path_last_proof(FC_PATH).map_or(from, |p| p.max(from));
+        let scsi_healthy = self.last_good.is_some_and(|g| g > from);
+        if scsi_healthy && now >= from + after && self.backend.search_again() {
+            self.watch_from = None;
+            self.last_good = None;
+            let why = BackendError::Disconnected("no proof of the peer behind the device".into());
+            self.on_disconnect(now, link, &why);
         }
     }
 
@@ -214,6 +253,7 @@ impl<B: InitiatorBackend> InitiatorPort<B> {
             Outcome::Good { len } => {
                 self.streak = 0;
                 self.refusals = 0;
+                self.last_good = Some(now);
                 if o.dir == Direction::In {
                     self.counters.batches_in += 1;
                     let len = len.min(buffer.len());
@@ -446,10 +486,13 @@ impl<B: InitiatorBackend> Transport for InitiatorPort<B> {
                 return;
             }
             self.streak = 0;
+            self.watch_from = Some(now);
         }
         if let Err(e) = self.pump(now, link, deliver) {
             self.on_disconnect(now, link, &e);
+            return;
         }
+        self.watch_for_impostor(now, link);
     }
 
     fn deadline(&self) -> Option<Duration> {

@@ -83,8 +83,8 @@ pub const MIN_TRANSFER: usize = 4096;
 /// covers the largest configuration, 15 READs and 15 WRITEs).
 pub const MAX_WAITING: usize = SG_MAX_QUEUE;
 
-/// The device search run on the helper thread.
-type Searcher = Arc<dyn Fn() -> Result<Found, String> + Send + Sync>;
+/// The device search run on the helper thread; its argument is a node to probe last.
+type Searcher = Arc<dyn Fn(Option<&Path>) -> Result<Found, String> + Send + Sync>;
 
 /// A command accepted by [`SgInitiator::submit`] that waits for a free slot in the driver.
 struct Waiting {
@@ -145,6 +145,8 @@ pub struct SgInitiator {
     warned: bool,
     /// Whether a refusal has been logged.
     warned_refusal: bool,
+    /// A device dropped as a suspected impostor, probed last by later searches.
+    avoid: Option<PathBuf>,
 }
 
 impl SgInitiator {
@@ -153,8 +155,8 @@ impl SgInitiator {
     /// helper thread; [`SgInitiator::wait_connected`] waits for it.
     pub fn new(device: SgDevice, peer: DeviceIdentity) -> Self {
         let roots = Roots::default();
-        Self::with_searcher(Arc::new(move || {
-            sg_discovery::search(&device, &peer, &roots).map_err(|e| e.to_string())
+        Self::with_searcher(Arc::new(move |avoid: Option<&Path>| {
+            sg_discovery::search_avoiding(&device, &peer, &roots, avoid).map_err(|e| e.to_string())
         }))
     }
 
@@ -171,6 +173,7 @@ impl SgInitiator {
             refused: VecDeque::new(),
             warned: false,
             warned_refusal: false,
+            avoid: None,
         };
         backend.start_search();
         backend
@@ -229,11 +232,12 @@ impl SgInitiator {
     fn start_search(&mut self) {
         let (tx, rx) = mpsc::channel();
         let searcher = Arc::clone(&self.searcher);
+        let avoid = self.avoid.clone();
         let spawned = std::thread::Builder::new()
             .name("fcvpn-sg-search".into())
             .spawn(move || {
                 // The receiver may be gone (the backend was dropped): the result then drops.
-                let _ = tx.send(searcher());
+                let _ = tx.send(searcher(avoid.as_deref()));
             });
         match spawned {
             Ok(_) => self.searching = Some(rx),
@@ -461,6 +465,24 @@ impl InitiatorBackend for SgInitiator {
     }
 
     fn enforces_timeouts(&self) -> bool {
+        true
+    }
+
+    /// Drops the device in use and searches again, probing it last (with `device = "auto"`
+    /// another candidate is taken if there is one; a configured path is simply reopened).
+    fn search_again(&mut self) -> bool {
+        let Some(path) = self.path.clone() else {
+            return false;
+        };
+        tracing::warn!(
+            "fc initiator: {} answers SCSI commands but never proved the peer behind it; searching again",
+            path.display()
+        );
+        self.avoid = Some(path);
+        self.drop_device();
+        if self.searching.is_none() {
+            self.start_search();
+        }
         true
     }
 }

@@ -185,6 +185,17 @@ pub fn search(
     expected: &DeviceIdentity,
     roots: &Roots,
 ) -> Result<Found, DiscoveryError> {
+    search_avoiding(device, expected, roots, None)
+}
+
+/// [`search`], probing the node `avoid` (a device suspected of being an impostor) only after
+/// every other candidate (`device = "auto"`; a configured path is always the one probed).
+pub fn search_avoiding(
+    device: &SgDevice,
+    expected: &DeviceIdentity,
+    roots: &Roots,
+    avoid: Option<&Path>,
+) -> Result<Found, DiscoveryError> {
     let (node, file) = match device {
         SgDevice::Path(path) => {
             let node = Node::for_path(path);
@@ -201,8 +212,9 @@ pub fn search(
             (node, file)
         }
         SgDevice::Auto => {
-            let scan = scan(roots)?;
-            find(scan.nodes, expected, |n| probe(&n.path)).map_err(|tried| {
+            let mut scan = scan(roots)?;
+            let nodes = last_resort(std::mem::take(&mut scan.nodes), avoid);
+            find(nodes, expected, |n| probe(&n.path)).map_err(|tried| {
                 DiscoveryError::NoneFound {
                     serial: expected.serial_str().to_owned(),
                     seen: scan.passed_over.into_iter().chain(tried).collect(),
@@ -257,6 +269,17 @@ pub fn scan(roots: &Roots) -> Result<Scan, DiscoveryError> {
         }
     }
     Ok(scan)
+}
+
+/// `nodes` in the same order, except that the one at `avoid` (if any) goes last: a device that
+/// answered SCSI commands but never let the link prove the peer is behind it is tried only
+/// when no other candidate is ours.
+pub fn last_resort(nodes: Vec<Node>, avoid: Option<&Path>) -> Vec<Node> {
+    let (avoided, mut rest): (Vec<Node>, Vec<Node>) = nodes
+        .into_iter()
+        .partition(|n| avoid.is_some_and(|a| n.path == a));
+    rest.extend(avoided);
+    rest
 }
 
 /// Probes `nodes` in order and returns the first that is `expected`'s device, with the

@@ -180,6 +180,8 @@ pub struct Outcome {
     /// Longest time between two deliveries while traffic was flowing, per side.
     pub longest_gap: [Duration; 2],
     pub end: Duration,
+    /// Every distinct batch length sent (handshake messages included), per side.
+    pub batch_lens: [std::collections::BTreeSet<usize>; 2],
 }
 
 struct InFlight {
@@ -278,6 +280,7 @@ impl Pair {
                 peak_hold_bytes: 0,
                 longest_gap: [Duration::ZERO; 2],
                 end: Duration::ZERO,
+                batch_lens: Default::default(),
             },
             last_delivery: [None, None],
             buf: vec![0u8; 1 << 20],
@@ -420,6 +423,7 @@ impl Pair {
                     self.captured_initiations
                         .push((1 - side, p.id, bytes.clone()));
                 }
+                self.out.batch_lens[side].insert(n);
                 let frames = self.links[side].last_batch_data_frames() as u64;
                 let arrive = self.send_through_faults(side, &p, now, bytes, frames);
                 self.busy[side][pi].push(arrive.max(now + p.latency));

@@ -23,6 +23,8 @@ pub trait Configfs: Send + Sync {
     fn symlink(&self, target: &Path, link: &Path) -> io::Result<()>;
     /// Removes the symbolic link `link`.
     fn unlink(&self, link: &Path) -> io::Result<()>;
+    /// The names of the entries of directory `dir`, sorted.
+    fn list(&self, dir: &Path) -> io::Result<Vec<String>>;
 }
 
 /// configfs as mounted on this system.
@@ -64,6 +66,15 @@ impl Configfs for SystemConfigfs {
 
     fn unlink(&self, link: &Path) -> io::Result<()> {
         std::fs::remove_file(link)
+    }
+
+    fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
+        let mut names = Vec::new();
+        for entry in std::fs::read_dir(dir)? {
+            names.push(entry?.file_name().to_string_lossy().into_owned());
+        }
+        names.sort();
+        Ok(names)
     }
 }
 

@@ -108,7 +108,9 @@ impl FakeConfigfs {
         } else if name.starts_with("tpgt_") {
             vec![
                 ("lun", group.clone()),
-                ("acls", group),
+                ("acls", group.clone()),
+                ("attrib", group),
+                ("attrib/generate_node_acls", attr("0")),
                 ("nexus", attr("")),
                 ("enable", attr("0")),
             ]
@@ -242,5 +244,20 @@ impl Configfs for FakeConfigfs {
         st.nodes.remove(link);
         st.log.push(format!("rm {}", link.display()));
         Ok(())
+    }
+
+    fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
+        let st = self.state.lock().unwrap();
+        match st.nodes.get(dir) {
+            Some(Node::Dir { .. }) => {}
+            Some(_) => return Err(errno(nix::libc::ENOTDIR)),
+            None => return Err(err(io::ErrorKind::NotFound)),
+        }
+        Ok(st
+            .nodes
+            .keys()
+            .filter(|p| p.parent() == Some(dir))
+            .filter_map(|p| p.file_name()?.to_str().map(str::to_owned))
+            .collect())
     }
 }

@@ -14,7 +14,7 @@ use thiserror::Error;
 
 use super::configfs::{Configfs, apply, undo};
 use super::{LioPaths, LioSpec, Step};
-use crate::config::{FabricModule, format_port_colon};
+use crate::config::{FabricModule, format_port_colon, parse_port_name};
 
 /// `CONFIGFS_MAGIC`, the `f_type` statfs reports for configfs.
 const CONFIGFS_MAGIC: u64 = 0x6265_6570;
@@ -60,6 +60,24 @@ pub enum LioError {
         "qla2xxx has qlini_mode={0}, which never allows target mode: reload it with qlini_mode=disabled (or dual) (see contrib/lio/README.md)"
     )]
     InitiatorMode(String),
+    /// The target port group exists with `generate_node_acls=1`: every initiator that logs
+    /// in would reach the LUN, whatever `allowed_initiators` says.
+    #[error(
+        "{}: demo mode is on (attrib/generate_node_acls = 1), which admits every initiator; turn it off or remove this TPG"
+        , .0.display()
+    )]
+    DemoMode(PathBuf),
+    /// The target port group exists with ACLs for initiators not in `allowed_initiators`.
+    #[error(
+        "{}: has ACLs for initiators not in fc.allowed_initiators ({acls}); remove them or list them"
+        , tpg.display()
+    )]
+    ForeignAcls {
+        /// The TPG's directory.
+        tpg: PathBuf,
+        /// The foreign ACL names, comma-separated.
+        acls: String,
+    },
     /// No local FC port has the configured name.
     #[error("fc.port {port}: no local FC port has this name (found: {found})")]
     NoFcPort {
@@ -240,6 +258,7 @@ impl LioSetup {
         spec: &LioSpec,
         paths: &LioPaths,
     ) -> Result<(Self, BackstoreState), LioError> {
+        check_existing_tpg(&*fs, spec, &paths.configfs)?;
         let dir = spec.backstore_dir(&paths.configfs);
         let marker = marker_path(paths, spec);
         let existed = fs.exists(&dir);
@@ -371,6 +390,41 @@ impl LioSetup {
     fn backstore_dir(&self) -> PathBuf {
         self.spec.backstore_dir(&self.paths.configfs)
     }
+}
+
+/// Refuses to reuse a target port group that admits more than `allowed_initiators`: one in
+/// demo mode (`attrib/generate_node_acls = 1`, LIO then makes an ACL for any initiator that
+/// logs in), or one with an ACL for another initiator. A TPG that does not exist yet passes
+/// (fcvpn creates it with exactly the allowed ACLs).
+pub fn check_existing_tpg(
+    fs: &dyn Configfs,
+    spec: &LioSpec,
+    configfs: &Path,
+) -> Result<(), LioError> {
+    let tpg = spec.tpg_dir(configfs);
+    if !fs.exists(&tpg) {
+        return Ok(());
+    }
+    let demo = tpg.join("attrib/generate_node_acls");
+    if fs.read(&demo).is_ok_and(|v| v.trim() == "1") {
+        return Err(LioError::DemoMode(tpg));
+    }
+    let acls = tpg.join("acls");
+    let names = fs.list(&acls).or_else(|e| match e.kind() {
+        io::ErrorKind::NotFound => Ok(Vec::new()),
+        _ => Err(LioError::step("list", &acls, e)),
+    })?;
+    let foreign: Vec<String> = names
+        .into_iter()
+        .filter(|name| parse_port_name(name).is_none_or(|p| !spec.initiators.contains(&p)))
+        .collect();
+    if !foreign.is_empty() {
+        return Err(LioError::ForeignAcls {
+            tpg,
+            acls: foreign.join(", "),
+        });
+    }
+    Ok(())
 }
 
 fn marker_path(paths: &LioPaths, spec: &LioSpec) -> PathBuf {

@@ -442,3 +442,54 @@ fn the_printed_script_creates_in_order_and_documents_the_teardown() {
     );
     assert!(text.contains("tcm-user/0/fcvpn_fc0/fcvpn/fcvpn_fc0"));
 }
+
+/// Creates the TPG of `s` by hand, as an administrator would have.
+fn hand_made_tpg(fs: &FakeConfigfs, s: &LioSpec) -> PathBuf {
+    let cfs = Path::new("/cfg");
+    let tpg = s.tpg_dir(cfs);
+    for dir in [s.wwn_dir(cfs).parent().unwrap(), &s.wwn_dir(cfs), &tpg] {
+        fs.mkdir(dir).unwrap();
+    }
+    tpg
+}
+
+#[test]
+fn a_tpg_in_demo_mode_is_refused_before_anything_is_created() {
+    let env = Env::new();
+    let fs = fake();
+    let s = spec(FabricModule::Qla2xxx);
+    let tpg = hand_made_tpg(&fs, &s);
+    fs.write(&tpg.join("attrib/generate_node_acls"), "1")
+        .unwrap();
+    fs.take_log();
+    let e = LioSetup::prepare(fs.clone(), &s, &env.paths)
+        .err()
+        .expect("refused");
+    assert!(matches!(&e, LioError::DemoMode(p) if *p == tpg), "{e}");
+    assert!(e.to_string().contains("generate_node_acls = 1"), "{e}");
+    assert_eq!(fs.take_log(), Vec::<String>::new(), "nothing created");
+}
+
+#[test]
+fn a_tpg_with_foreign_acls_is_refused_and_one_with_ours_is_reused() {
+    let env = Env::new();
+    let fs = fake();
+    let s = spec(FabricModule::Qla2xxx);
+    let tpg = hand_made_tpg(&fs, &s);
+    fs.mkdir(&tpg.join("acls/50:01:40:5f:c0:00:00:02")).unwrap();
+    assert!(LioSetup::prepare(fs.clone(), &s, &env.paths).is_ok());
+    for (i, name) in ["21:00:00:24:ff:99:99:99", "not-a-wwpn"].iter().enumerate() {
+        fs.mkdir(&tpg.join("acls").join(name)).unwrap();
+        let e = LioSetup::prepare(fs.clone(), &s, &env.paths)
+            .err()
+            .expect("refused");
+        let LioError::ForeignAcls { acls, .. } = &e else {
+            panic!("{e}");
+        };
+        let want = [
+            "21:00:00:24:ff:99:99:99",
+            "21:00:00:24:ff:99:99:99, not-a-wwpn",
+        ];
+        assert_eq!(acls, want[i]);
+    }
+}

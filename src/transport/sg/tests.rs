@@ -71,7 +71,7 @@ fn backend(scripts: Vec<Script>) -> (SgInitiator, mpsc::Receiver<Driver>) {
     let (tx, rx) = mpsc::channel::<Driver>();
     let tx = Mutex::new(tx);
     let n = Mutex::new(0u32);
-    let searcher: Searcher = Arc::new(move || {
+    let searcher: Searcher = Arc::new(move |_avoid: Option<&Path>| {
         let next = scripts.lock().unwrap().pop_front();
         let limit = next.unwrap_or_else(|| Err("no more scripted devices".into()))?;
         let mut count = n.lock().unwrap();
@@ -379,4 +379,33 @@ fn without_a_device_everything_says_disconnected() {
     ));
     assert!(matches!(sg.flush(), Err(BackendError::Disconnected(_))));
     assert_eq!(sg.abort(1).unwrap(), None);
+}
+
+#[test]
+fn search_again_drops_the_device_and_probes_it_last() {
+    let (tx, drivers) = mpsc::channel::<Driver>();
+    let tx = Mutex::new(tx);
+    let avoided = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::clone(&avoided);
+    let n = Mutex::new(0u32);
+    let searcher: Searcher = Arc::new(move |avoid: Option<&Path>| {
+        seen.lock().unwrap().push(avoid.map(Path::to_path_buf));
+        let mut count = n.lock().unwrap();
+        *count += 1;
+        found(MIB, *count, &tx.lock().unwrap())
+    });
+    let mut sg = SgInitiator::with_searcher(searcher);
+    assert!(
+        !sg.search_again(),
+        "nothing to drop before a device is in use"
+    );
+    assert!(sg.wait_connected(WAIT));
+    let _first = drivers.recv_timeout(WAIT).unwrap();
+    assert_eq!(sg.device(), Some(Path::new("/dev/sg1")));
+    assert!(sg.search_again());
+    assert!(!sg.is_connected() && sg.device().is_none());
+    reconnect(&mut sg);
+    assert_eq!(sg.device(), Some(Path::new("/dev/sg2")));
+    let avoided = avoided.lock().unwrap().clone();
+    assert_eq!(avoided, [None, Some(PathBuf::from("/dev/sg1"))]);
 }

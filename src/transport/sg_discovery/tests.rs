@@ -367,3 +367,33 @@ fn nodes_are_named_by_file_name_or_sg_major() {
         assert_eq!(sg_number(bad), None, "{bad}");
     }
 }
+
+#[test]
+fn a_suspected_impostor_is_probed_last() {
+    let nodes = || vec![node("sg0"), node("sg1"), node("sg2")];
+    let names = |v: Vec<Node>| -> Vec<String> { v.into_iter().filter_map(|n| n.name).collect() };
+    assert_eq!(names(last_resort(nodes(), None)), ["sg0", "sg1", "sg2"]);
+    let avoid = Path::new("/dev/sg0");
+    assert_eq!(
+        names(last_resort(nodes(), Some(avoid))),
+        ["sg1", "sg2", "sg0"]
+    );
+    // Two devices claim to be ours (one copied the identity): the other one is taken first,
+    // and the avoided one is still found when it is the only one.
+    let mut probed = Vec::new();
+    let (taken, ()) = find(last_resort(nodes(), Some(avoid)), &ours(), |n| {
+        probed.push(n.label());
+        match n.name.as_deref() {
+            Some("sg0" | "sg2") => Ok(((), identity_of(&ours()))),
+            _ => Ok(((), identity_of(&theirs()))),
+        }
+    })
+    .unwrap();
+    assert_eq!(taken.name.as_deref(), Some("sg2"));
+    assert_eq!(probed.len(), 2);
+    let (only, ()) = find(last_resort(vec![node("sg0")], Some(avoid)), &ours(), |_| {
+        Ok(((), identity_of(&ours())))
+    })
+    .unwrap();
+    assert_eq!(only.name.as_deref(), Some("sg0"));
+}

@@ -226,11 +226,29 @@ impl Topology {
 
     /// Starts `fcvpn up` for end `i` inside its namespace.
     pub fn start_end(&mut self, i: usize) {
+        self.start_end_under(i, &[]);
+    }
+
+    /// Starts `fcvpn up` for end `i` inside its namespace as the last arguments of `wrapper`
+    /// (a program and its arguments that runs the rest, such as `setpriv ...`).
+    pub fn start_end_under(&mut self, i: usize, wrapper: &[&str]) {
         assert!(self.ends[i].is_none(), "end {i} is already running");
         let log = self
             .log_file(&format!("{}-up", self.names[i]))
             .expect("log file");
-        let mut cmd = self.ns[i].exec(bin(), ["up".as_ref(), self.configs[i].as_os_str()]);
+        use std::ffi::OsStr;
+        let up = [
+            OsStr::new(bin()),
+            OsStr::new("up"),
+            self.configs[i].as_os_str(),
+        ];
+        let mut cmd = match wrapper.split_first() {
+            Some((program, args)) => {
+                let args = args.iter().map(OsStr::new).chain(up);
+                self.ns[i].exec(program, args.collect::<Vec<&OsStr>>())
+            }
+            None => self.ns[i].exec(bin(), &up[1..]),
+        };
         cmd.stdout(Stdio::null()).stderr(log);
         self.ends[i] = Some(cmd.spawn().expect("starting fcvpn up"));
     }
