@@ -101,8 +101,17 @@ fn run(good: bool, impostor_after: Option<Duration>) -> Vec<Duration> {
         Duration::ZERO,
     )
     .expect("link");
+    let target = PrivateKey::from_bytes([2; 32]);
+    let fabric_key = FabricKey::derive(
+        &PrivateKey::from_bytes([1; 32]),
+        &target.public_key(),
+        crate::crypto::fabric::FabricRole::Initiator,
+    )
+    .expect("fabric key");
     let settings = InitiatorSettings {
-        nexus_tag: 1,
+        fabric_key,
+        read_hold: 250 * MS,
+        wall_clock: WallClock::new(Duration::from_secs(1_800_000_000)),
         reads_in_flight: 2,
         writes_in_flight: 2,
         max_transfer: 1 << 16,
