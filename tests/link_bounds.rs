@@ -266,8 +266,8 @@ fn assert_recovers(mut pair: Pair) -> Outcome {
     let stop = pair.now + Duration::from_secs(2);
     pair.run_until(stop);
     let o = pair.finish();
-    for side in 0..2 {
-        let want = [o.accepted[side].clone(), more[side].clone()].concat();
+    for (side, more) in more.iter().enumerate() {
+        let want = [o.accepted[side].as_slice(), more].concat();
         assert_eq!(o.delivered[1 - side], want, "side {side}");
     }
     o
