@@ -403,3 +403,19 @@ fn late_fc_batches_survive_a_fast_ethernet_path_and_replays_across_paths_fail() 
         after.paths[0].counters.rx_batches
     );
 }
+
+#[test]
+fn a_fragment_bomb_holds_only_the_bytes_it_carries() {
+    let mut pair = established(quiet(10));
+    // 3000 one-byte FRAGMENTs, each of another packet claiming the largest size: 60 KB of
+    // batch, which a buffer per stated length would have turned into 190 MB to zero.
+    inject(&mut pair, 1, 0, 64 << 10, |w| {
+        for k in 1..=3000u64 {
+            let total = fcvpn::link::wire::MAX_PACKET_LEN as u32;
+            assert!(w.put_fragment(wire(INITIAL + k), 0, total, total - 1, b"z"));
+        }
+    });
+    let s = stats(&pair, 0);
+    assert_eq!(s.hold_bytes, 3000);
+    assert_eq!(s.recv.hold_full, 0);
+}
