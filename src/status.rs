@@ -156,6 +156,9 @@ pub struct LinkStatus {
     pub carrier: bool,
     /// Batches rejected (forged, replayed, malformed, ...).
     pub rejected_batches: u64,
+    /// Authenticated ACKs or SKIPs out of step with our sequence state (SPEC §5.6).
+    #[serde(default)]
+    pub desyncs: u64,
     /// Handshakes completed.
     pub handshakes: u64,
     /// Handshake messages refused, by cause (each also counts in `rejected_batches`).
@@ -212,6 +215,7 @@ impl LinkStatus {
             }),
             carrier: link.is_established() && s.active_path.is_some(),
             rejected_batches: s.rejected.total(),
+            desyncs: s.rejected.desyncs,
             handshakes: s.handshakes,
             handshake: HandshakeStatus::from_stats(&s),
             packets: PacketStatus {
@@ -279,6 +283,9 @@ impl LinkStatus {
             p.dropped_full + p.dropped_oversize
         );
         let _ = writeln!(o, "  rejected batches: {}", self.rejected_batches);
+        if self.desyncs > 0 {
+            let _ = writeln!(o, "  desyncs (resynchronised): {}", self.desyncs);
+        }
         for path in &self.paths {
             let _ = writeln!(
                 o,

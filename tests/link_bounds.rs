@@ -266,8 +266,8 @@ fn assert_recovers(mut pair: Pair) -> Outcome {
     let stop = pair.now + Duration::from_secs(2);
     pair.run_until(stop);
     let o = pair.finish();
-    for side in 0..2 {
-        let want = [o.accepted[side].clone(), more[side].clone()].concat();
+    for (side, more) in more.iter().enumerate() {
+        let want = [o.accepted[side].as_slice(), more].concat();
         assert_eq!(o.delivered[1 - side], want, "side {side}");
     }
     o
@@ -402,4 +402,20 @@ fn late_fc_batches_survive_a_fast_ethernet_path_and_replays_across_paths_fail() 
         replays.paths[0].counters.rx_batches,
         after.paths[0].counters.rx_batches
     );
+}
+
+#[test]
+fn a_fragment_bomb_holds_only_the_bytes_it_carries() {
+    let mut pair = established(quiet(10));
+    // 3000 one-byte FRAGMENTs, each of another packet claiming the largest size: 60 KB of
+    // batch, which a buffer per stated length would have turned into 190 MB to zero.
+    inject(&mut pair, 1, 0, 64 << 10, |w| {
+        for k in 1..=3000u64 {
+            let total = fcvpn::link::wire::MAX_PACKET_LEN as u32;
+            assert!(w.put_fragment(wire(INITIAL + k), 0, total, total - 1, b"z"));
+        }
+    });
+    let s = stats(&pair, 0);
+    assert_eq!(s.hold_bytes, 3000);
+    assert_eq!(s.recv.hold_full, 0);
 }

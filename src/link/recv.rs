@@ -40,10 +40,25 @@ enum Slot {
     },
     Partial {
         flags: u8,
-        data: Vec<u8>,
+        /// Length of the whole packet.
+        total: u32,
+        /// The chunks received, back to back in arrival order (only bytes that arrived are
+        /// stored, so the work and memory of a partial packet are what was received).
+        buf: Vec<u8>,
+        /// Where each chunk of `buf` belongs in the packet.
+        pieces: Vec<Piece>,
         /// Received byte ranges `start..end`, sorted and disjoint.
         covered: Vec<(u32, u32)>,
     },
+}
+
+/// A chunk of a packet in reassembly: `len` bytes at `offset` in the packet, stored at `at`
+/// in the slot's buffer.
+#[derive(Debug, Clone, Copy)]
+struct Piece {
+    offset: u32,
+    len: u32,
+    at: u32,
 }
 
 /// What a SKIP did to the receive state.
@@ -62,6 +77,8 @@ pub enum SkipOutcome {
 
 /// Most disjoint byte ranges one packet in reassembly may have before it is dropped.
 const MAX_FRAGMENT_RANGES: usize = 64;
+/// Most chunks one packet in reassembly may store before it is dropped.
+const MAX_FRAGMENT_PIECES: usize = 2 * MAX_FRAGMENT_RANGES;
 
 /// In-order delivery state for one peer instance.
 #[derive(Debug)]
@@ -205,16 +222,18 @@ impl RecvBuffer {
                 return;
             }
             Slot::Empty => {
-                if !self.reserve_hold(total as usize) {
-                    return;
-                }
-                let data = vec![0u8; total as usize];
                 self.hold[i] = Slot::Partial {
                     flags,
-                    data,
+                    total,
+                    buf: Vec::new(),
+                    pieces: Vec::new(),
                     covered: Vec::new(),
                 };
-                self.fill_fragment(i, flags, total, offset, chunk)
+                let complete = self.fill_fragment(i, flags, total, offset, chunk);
+                if matches!(&self.hold[i], Slot::Partial { pieces, .. } if pieces.is_empty()) {
+                    self.hold[i] = Slot::Empty;
+                }
+                complete
             }
             Slot::Partial { .. } => self.fill_fragment(i, flags, total, offset, chunk),
         };
@@ -223,7 +242,9 @@ impl RecvBuffer {
         }
     }
 
-    /// Copies a chunk into the partial packet at hold index `i`; returns whether it is now whole.
+    /// Stores a chunk of the partial packet at hold index `i` (unless it brings nothing new);
+    /// returns whether the packet is now whole. Linear in the chunk, and in the packet once
+    /// when it completes.
     fn fill_fragment(
         &mut self,
         i: usize,
@@ -234,19 +255,38 @@ impl RecvBuffer {
     ) -> bool {
         let Slot::Partial {
             flags: f,
-            data,
+            total: t,
             covered,
-        } = &mut self.hold[i]
+            ..
+        } = &self.hold[i]
         else {
             return false;
         };
-        if *f != flags || data.len() != total as usize {
+        if (*f, *t) != (flags, total) {
             self.counters.malformed += 1;
             return false;
         }
         let (start, end) = (offset, offset + chunk.len() as u32);
-        data[start as usize..end as usize].copy_from_slice(chunk);
-        if !add_range(covered, start, end) {
+        if covered.iter().any(|&(a, b)| a <= start && end <= b) || !self.reserve_hold(chunk.len()) {
+            return false;
+        }
+        let Slot::Partial {
+            buf,
+            pieces,
+            covered,
+            ..
+        } = &mut self.hold[i]
+        else {
+            return false;
+        };
+        let at = buf.len() as u32;
+        buf.extend_from_slice(chunk);
+        pieces.push(Piece {
+            offset,
+            len: chunk.len() as u32,
+            at,
+        });
+        if !add_range(covered, start, end) || pieces.len() > MAX_FRAGMENT_PIECES {
             self.counters.malformed += 1;
             self.drop_slot(i);
             return false;
@@ -254,7 +294,10 @@ impl RecvBuffer {
         if covered.as_slice() != [(0, total)] {
             return false;
         }
-        let data = std::mem::take(data);
+        let stored = buf.len();
+        let data = assemble(total as usize, buf, pieces);
+        // The pieces cover the packet, so they hold at least its length: the hold shrinks.
+        self.hold_bytes = self.hold_bytes - stored + data.len();
         self.hold[i] = Slot::Whole { flags, data };
         true
     }
@@ -424,8 +467,23 @@ impl RecvBuffer {
 fn slot_bytes(slot: &Slot) -> usize {
     match slot {
         Slot::Empty => 0,
-        Slot::Whole { data, .. } | Slot::Partial { data, .. } => data.len(),
+        Slot::Whole { data, .. } => data.len(),
+        Slot::Partial { buf, .. } => buf.len(),
     }
+}
+
+/// The packet of `total` bytes from the pieces stored in `buf`, which cover it. Pieces that
+/// arrived in order and without overlap already are the packet.
+fn assemble(total: usize, buf: &mut Vec<u8>, pieces: &[Piece]) -> Vec<u8> {
+    if buf.len() == total && pieces.iter().all(|p| p.offset == p.at) {
+        return std::mem::take(buf);
+    }
+    let mut data = vec![0u8; total];
+    for p in pieces {
+        let (from, to, len) = (p.at as usize, p.offset as usize, p.len as usize);
+        data[to..to + len].copy_from_slice(&buf[from..from + len]);
+    }
+    data
 }
 
 /// Adds `start..end` to sorted disjoint `ranges`, merging overlaps; false if too many ranges.
@@ -588,6 +646,31 @@ mod tests {
         r.on_fragment(10, 0, 100, 0, &pkt[..30], &mut collect(&mut out));
         assert_eq!(r.counters().duplicates, 1);
         assert_eq!(r.hold_bytes(), 0);
+    }
+
+    #[test]
+    fn a_partial_packet_costs_what_arrived_not_its_stated_length() {
+        let mut r = rx();
+        let mut out = Vec::new();
+        // A thousand one-byte fragments of thousand distinct 64 KiB packets: a kilobyte held.
+        for k in 0..1000u32 {
+            r.on_fragment(11 + k, 0, 65_536, 65_535, b"z", &mut collect(&mut out));
+        }
+        assert_eq!(r.hold_bytes(), 1000);
+        // In-order chunks complete without a copy; scrambled ones are assembled.
+        let pkt: Vec<u8> = (0..=255).cycle().take(3000).collect();
+        for (offset, len) in [(0, 1000), (1000, 1000), (2000, 1000)] {
+            r.on_fragment(
+                10,
+                0,
+                3000,
+                offset,
+                &pkt[offset as usize..][..len],
+                &mut collect(&mut out),
+            );
+        }
+        assert_eq!(out, std::slice::from_ref(&pkt));
+        assert_eq!(r.hold_bytes(), 1000);
     }
 
     #[test]
