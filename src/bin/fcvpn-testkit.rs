@@ -83,7 +83,8 @@ enum Command {
         initiator: String,
     },
     /// Print a command token the target accepts once (16 hex digits).
-    CommandToken {
+    #[command(name = "command-token")]
+    Token {
         /// The initiator's private key file (base64, as `fcvpn genkey` writes it).
         #[arg(long)]
         key: PathBuf,
@@ -117,7 +118,7 @@ fn main() -> ExitCode {
                 .map_err(|e| format!("clock_gettime: {e}"))
         }
         Command::NexusTag { target, initiator } => nexus_tag(&target, &initiator),
-        Command::CommandToken { key, peer, slot } => command_token(&key, &peer, slot),
+        Command::Token { key, peer, slot } => command_token(&key, &peer, slot),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
