@@ -306,6 +306,13 @@ impl LinkStatus {
                 "  scsi: {} commands, {} timeouts, {} transport errors, {} check conditions, {} foreign",
                 s.commands, s.timeouts, s.transport_errors, s.check_conditions, s.foreign_commands
             );
+            if s.token_refusals + s.idle_backoffs > 0 {
+                let _ = writeln!(
+                    o,
+                    "  scsi: {} token refusals, {} READ backoffs after IDLE answered at once",
+                    s.token_refusals, s.idle_backoffs
+                );
+            }
         }
         o
     }

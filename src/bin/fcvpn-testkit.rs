@@ -1,6 +1,6 @@
 //! `fcvpn-testkit`: small tools for the VM suite (`tests/vm/`), where there is no Rust toolchain
-//! and only busybox: a checksummed TCP sender and receiver, a clock, and the nexus tag of two
-//! keys. Not part of fcvpn itself.
+//! and only busybox: a checksummed TCP sender and receiver, a clock, the nexus tag of two keys
+//! and a command token. Not part of fcvpn itself.
 //!
 //! - `send --connect ADDR --bytes N [--seed S]`: connects (retrying until `--connect-timeout`),
 //!   sends N pseudo-random bytes generated from the seed, prints
@@ -10,7 +10,11 @@
 //!   differs from `--expect-bytes`. `--progress` is rewritten with the byte count as data arrives.
 //! - `now`: seconds on the monotonic clock, with microseconds.
 //! - `nexus-tag --target PUB --initiator PUB`: the nexus tag of the two base64 public keys, as
-//!   16 hex digits (what `fcvpn sg-bench --tag` takes).
+//!   16 hex digits (what `fcvpn sg-bench --tag` takes). It no longer opens fcvpn's device: a
+//!   stranger's copy of it is refused.
+//! - `command-token --key FILE --peer PUB [--slot K]`: a valid command token (SPEC §11.2), as
+//!   16 hex digits, for the initiator whose private key is in FILE and the target PUB: the
+//!   token of counter `(unix_seconds << 20) + K`, which the target accepts once.
 //!
 //! Every network operation is bounded by `--timeout`; any failure exits non-zero with a message.
 
@@ -21,7 +25,8 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
-use fcvpn::crypto::PublicKey;
+use fcvpn::crypto::fabric::{FabricKey, FabricRole};
+use fcvpn::crypto::{PrivateKey, PublicKey};
 use sha2::{Digest, Sha256};
 
 #[derive(Parser)]
@@ -77,6 +82,19 @@ enum Command {
         #[arg(long)]
         initiator: String,
     },
+    /// Print a command token the target accepts once (16 hex digits).
+    #[command(name = "command-token")]
+    Token {
+        /// The initiator's private key file (base64, as `fcvpn genkey` writes it).
+        #[arg(long)]
+        key: PathBuf,
+        /// The target's base64 public key.
+        #[arg(long)]
+        peer: String,
+        /// The counter's offset from the slot start of the current second.
+        #[arg(long, default_value_t = 0)]
+        slot: u64,
+    },
 }
 
 fn main() -> ExitCode {
@@ -100,6 +118,7 @@ fn main() -> ExitCode {
                 .map_err(|e| format!("clock_gettime: {e}"))
         }
         Command::NexusTag { target, initiator } => nexus_tag(&target, &initiator),
+        Command::Token { key, peer, slot } => command_token(&key, &peer, slot),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -297,6 +316,20 @@ fn recv(
         Some(n) if n != got => Err(format!("expected {n} bytes, received {got}")),
         _ => Ok(()),
     }
+}
+
+fn command_token(key: &Path, peer: &str, slot: u64) -> Result<(), String> {
+    let text = std::fs::read_to_string(key).map_err(|e| format!("{}: {e}", key.display()))?;
+    let private = PrivateKey::from_base64(&text).map_err(|e| format!("--key: {e}"))?;
+    let peer = PublicKey::from_base64(peer).map_err(|e| format!("--peer: {e}"))?;
+    let fabric = FabricKey::derive(&private, &peer, FabricRole::Initiator)
+        .map_err(|e| format!("--peer: {e}"))?;
+    let unix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_err(|e| format!("clock: {e}"))?;
+    let start = fcvpn::scsi::token::slot_start(unix.as_secs()).ok_or("clock out of range")?;
+    println!("{:016x}", fabric.token(start.saturating_add(slot)));
+    Ok(())
 }
 
 fn nexus_tag(target: &str, initiator: &str) -> Result<(), String> {

@@ -332,3 +332,6 @@ impl<B: TargetBackend> Transport for TargetPort<B> {
         self.wall.set(now, unix);
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -123,8 +123,16 @@ raw read_stranger_tag sense -r 512 "$SG" 88 00 de ad be ef de ad be ef 00 00 00 
 raw write_wrong_length sense -s 512 -i "$W/junk" "$SG" 8a 00 $TAG_BYTES 00 00 00 02 00 00
 # shellcheck disable=SC2086
 raw write_fua_set sense -s 512 -i "$W/junk" "$SG" 8a 08 $TAG_BYTES 00 00 00 01 00 00
+# A genuine command token (the initiator's key, counter 60 of this second): accepted once.
+TOKEN=$(fcvpn-testkit command-token --key "$W/b.key" --peer "$PUB_T" --slot 60) \
+    || fail "fcvpn-testkit command-token"
+TOKEN_BYTES=$(echo "$TOKEN" | sed 's/../& /g')
+# shellcheck disable=SC2086 # TOKEN_BYTES is eight separate CDB bytes
+raw write_garbage_batch good -s 4096 -i "$W/junk" "$SG" 8a 00 $TOKEN_BYTES 00 00 00 08 00 00
 # shellcheck disable=SC2086
-raw write_garbage_batch good -s 4096 -i "$W/junk" "$SG" 8a 00 $TAG_BYTES 00 00 00 08 00 00
+raw write_replayed_token sense -s 4096 -i "$W/junk" "$SG" 8a 00 $TOKEN_BYTES 00 00 00 08 00 00
+# shellcheck disable=SC2086
+raw write_nexus_tag sense -s 512 -i "$W/junk" "$SG" 8a 00 $TAG_BYTES 00 00 00 01 00 00
 raw test_unit_ready good "$SG" 00 00 00 00 00 00
 alive "$T_PID" && alive "$I_PID" || fail "an end died on bad input: $(tail -n 20 "$W/fct.log")"
 ping_check "$NS_I" "$ADDR_T" after_bad_input_i_to_t
@@ -133,9 +141,53 @@ foreign=$(json_num fct foreign_commands)
 checks=$(json_num fct check_conditions)
 rej1=$(json_num fct rejected_batches)
 result "target_foreign_commands=$foreign target_check_conditions=$checks target_rejected_batches=$rej1"
-[ "${foreign:-0}" -ge 2 ] || fail "fcvpn show --json: foreign_commands=$foreign after 2 commands with a stranger's tag"
+[ "${foreign:-0}" -ge 4 ] || fail "fcvpn show --json: foreign_commands=$foreign after 4 commands with a stranger's token"
 [ "${checks:-0}" -ge "$BAD" ] || fail "fcvpn show --json: check_conditions=$checks after $BAD CHECK CONDITIONs"
 [ "${rej1:-0}" -gt "${rej0:-0}" ] || fail "fcvpn show --json: rejected_batches did not grow ($rej0 -> $rej1) after a garbage batch"
+
+# 4b. A stranger on the same LUN during a transfer (issue 9): sg_raw loops of READ(16) of one
+#     block and of 1 MiB with the pair's public nexus tag, and of WRITE(16) with a used token.
+#     Every command is refused with sense and counted; the transfer (target to initiator, the
+#     direction parked READs carry) is intact and as fast as the same transfer unattacked.
+step "a stranger on $SG during a 64 MiB transfer, target to initiator"
+transfer "$NS_I" "$NS_T" "$ADDR_I" "$BIG" quiet_t_to_i 480
+QUIET_MBPS=$MBPS
+f0=$(json_num fct foreign_commands)
+rm -f "$W/stranger.stop" "$W/stranger.good"
+# stranger NAME SG_RAW_ARGS...: sg_raw in a loop until $W/stranger.stop exists; the count of
+# commands goes to $W/stranger-NAME.n, and any that completed GOOD to $W/stranger.good.
+stranger() {
+    name=$1
+    shift
+    n=0
+    while [ ! -e "$W/stranger.stop" ]; do
+        timeout 10 sg_raw "$@" > /dev/null 2>&1 && echo "$name" >> "$W/stranger.good"
+        n=$((n + 1))
+    done
+    echo "$n" > "$W/stranger-$name.n"
+}
+# shellcheck disable=SC2086 # TAG_BYTES and TOKEN_BYTES are eight separate CDB bytes
+stranger read_1_block -r 512 "$SG" 88 00 $TAG_BYTES 00 00 00 01 00 00 &
+ST1=$!
+# shellcheck disable=SC2086
+stranger read_1MiB -r 1048576 "$SG" 88 00 $TAG_BYTES 00 00 08 00 00 00 &
+ST2=$!
+# shellcheck disable=SC2086
+stranger write_used_token -s 4096 -i "$W/junk" "$SG" 8a 00 $TOKEN_BYTES 00 00 00 08 00 00 &
+ST3=$!
+transfer "$NS_I" "$NS_T" "$ADDR_I" "$BIG" attacked_t_to_i 480
+ATTACKED_MBPS=$MBPS
+touch "$W/stranger.stop"
+wait "$ST1" "$ST2" "$ST3"
+sn=$(( $(cat "$W/stranger-read_1_block.n") + $(cat "$W/stranger-read_1MiB.n") + $(cat "$W/stranger-write_used_token.n") ))
+f1=$(json_num fct foreign_commands)
+ratio=$(awk -v a="$ATTACKED_MBPS" -v q="$QUIET_MBPS" 'BEGIN { printf "%.2f", (q > 0 ? a / q : 0) }')
+result "stranger_commands=$sn stranger_foreign_counted=$((f1 - f0)) quiet_MBps=$QUIET_MBPS attacked_MBps=$ATTACKED_MBPS attacked_over_quiet=$ratio"
+[ ! -e "$W/stranger.good" ] || fail "a stranger's command completed GOOD: $(sort "$W/stranger.good" | uniq -c)"
+[ "$sn" -gt 0 ] && [ $((f1 - f0)) -ge "$sn" ] || fail "foreign_commands grew by $((f1 - f0)) for $sn stranger commands"
+[ "$(awk -v r="$ratio" 'BEGIN { print (r >= 0.8) }')" = 1 ] \
+    || fail "under a stranger the transfer ran at $ATTACKED_MBPS MB/s, below 80% of $QUIET_MBPS"
+alive "$T_PID" && alive "$I_PID" || fail "an end died under the stranger"
 
 # 5. A frozen target end (SIGSTOP longer than a WRITE's timeout): the initiator's commands time
 #    out and are aborted by the kernel (ABORT TASK through tcm_loop to the TCMU ring); after
