@@ -12,6 +12,12 @@
 //! - `nexus-tag --target PUB --initiator PUB`: the nexus tag of the two base64 public keys, as
 //!   16 hex digits (what `fcvpn sg-bench --tag` takes).
 //!
+//! Attack tools for the root suite `tests/attack.rs` (bounded by `--seconds`; SIGTERM stops
+//! them early; each prints a one-line summary of what it sent and what came back):
+//! - `fabric-stranger`: a keyless second initiator on the simulated fabric ([`stranger`]);
+//! - `udp-flood`: forged INITIATION and TRANSPORT datagrams from several addresses ([`flood`]);
+//! - `udp-relay` / `udp-replay`: capture genuine INITIATIONs, send them again ([`replay`]).
+//!
 //! Every network operation is bounded by `--timeout`; any failure exits non-zero with a message.
 
 use std::io::{ErrorKind, Read, Write};
@@ -21,6 +27,15 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
+
+#[path = "fcvpn-testkit/common.rs"]
+mod common;
+#[path = "fcvpn-testkit/flood.rs"]
+mod flood;
+#[path = "fcvpn-testkit/replay.rs"]
+mod replay;
+#[path = "fcvpn-testkit/stranger.rs"]
+mod stranger;
 use fcvpn::crypto::PublicKey;
 use sha2::{Digest, Sha256};
 
@@ -77,6 +92,14 @@ enum Command {
         #[arg(long)]
         initiator: String,
     },
+    /// A keyless initiator on the simulated fabric parking READs or spraying WRITEs.
+    FabricStranger(stranger::StrangerArgs),
+    /// Forged INITIATION/TRANSPORT datagrams at a fixed rate from several addresses.
+    UdpFlood(flood::FloodArgs),
+    /// Forward datagrams, capturing the INITIATIONs among them.
+    UdpRelay(replay::RelayArgs),
+    /// Send captured datagrams again.
+    UdpReplay(replay::ReplayArgs),
 }
 
 fn main() -> ExitCode {
@@ -100,6 +123,10 @@ fn main() -> ExitCode {
                 .map_err(|e| format!("clock_gettime: {e}"))
         }
         Command::NexusTag { target, initiator } => nexus_tag(&target, &initiator),
+        Command::FabricStranger(a) => stranger::run(&a),
+        Command::UdpFlood(a) => flood::run(&a),
+        Command::UdpRelay(a) => replay::relay(&a),
+        Command::UdpReplay(a) => replay::replay(&a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
