@@ -195,11 +195,37 @@ fn link_config(cfg: &Config) -> LinkConfig {
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64);
     lc.max_frame_age = cfg.interface.max_frame_age;
+    if let Some(rekey) = test_rekey_after() {
+        scale_rekey(&mut lc, rekey);
+    }
     lc.compression = match cfg.interface.compression {
         config::Compression::Off => crate::link::Compression::Off,
         config::Compression::Lz4 => crate::link::Compression::Lz4,
     };
     lc
+}
+
+/// Test-only: `FCVPN_TEST_REKEY_AFTER_MS` (milliseconds, at least 1) shortens the rekey
+/// interval so that a test of a minute sees several rekeys. Never set it in production.
+pub const TEST_REKEY_AFTER_ENV: &str = "FCVPN_TEST_REKEY_AFTER_MS";
+
+fn test_rekey_after() -> Option<Duration> {
+    let ms: u64 = std::env::var(TEST_REKEY_AFTER_ENV)
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    (ms > 0).then(|| Duration::from_millis(ms))
+}
+
+/// Sets `rekey_after` and scales `reject_after` with it as the defaults relate (180 s to
+/// 120 s); the other side's fallback (`rekey_after` + 3 retries) follows by itself.
+fn scale_rekey(lc: &mut LinkConfig, rekey: Duration) {
+    let default = LinkConfig::new(lc.local.clone(), lc.peer, Vec::new());
+    lc.rekey_after = rekey;
+    lc.reject_after =
+        rekey.mul_f64(default.reject_after.as_secs_f64() / default.rekey_after.as_secs_f64());
+    tracing::warn!("{TEST_REKEY_AFTER_ENV}: rekey after {rekey:?} (test setting)");
 }
 
 fn tun_settings(cfg: &Config) -> TunSettings {

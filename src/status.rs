@@ -102,6 +102,39 @@ pub struct PacketStatus {
     pub tun_dropped: u64,
 }
 
+/// Handshake messages refused, by cause.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct HandshakeStatus {
+    /// Messages whose mac1 failed (cost one hash, no budget).
+    pub rejected_mac1: u64,
+    /// Initiations over the answer budget of their path.
+    pub rejected_budget: u64,
+    /// Initiations whose timestamp was not newer than the last accepted, or older than this
+    /// process's start minus the allowed skew.
+    pub rejected_replay: u64,
+    /// Messages that failed decryption or the pinned key, or had the wrong length.
+    pub rejected_invalid: u64,
+    /// Responses matching no initiation of ours.
+    pub rejected_unexpected: u64,
+    /// Simultaneous initiations resolved by ignoring the peer's.
+    pub collisions: u64,
+}
+
+impl HandshakeStatus {
+    fn from_stats(s: &crate::link::LinkStats) -> Self {
+        let r = &s.rejected;
+        Self {
+            rejected_mac1: r.handshake_bad_mac1,
+            rejected_budget: r.handshake_rate_limited,
+            rejected_replay: r.handshake_replayed,
+            rejected_invalid: r.handshake_invalid,
+            rejected_unexpected: r.handshake_unexpected,
+            collisions: s.handshake_collisions,
+        }
+    }
+}
+
 /// Everything `fcvpn show --json` prints for one link.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LinkStatus {
@@ -125,6 +158,9 @@ pub struct LinkStatus {
     pub rejected_batches: u64,
     /// Handshakes completed.
     pub handshakes: u64,
+    /// Handshake messages refused, by cause (each also counts in `rejected_batches`).
+    #[serde(default)]
+    pub handshake: HandshakeStatus,
     /// Packet counters.
     pub packets: PacketStatus,
     /// Per path.
@@ -177,6 +213,7 @@ impl LinkStatus {
             carrier: link.is_established() && s.active_path.is_some(),
             rejected_batches: s.rejected.total(),
             handshakes: s.handshakes,
+            handshake: HandshakeStatus::from_stats(&s),
             packets: PacketStatus {
                 accepted: s.send.accepted,
                 dropped_full: s.send.refused_full,

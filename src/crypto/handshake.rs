@@ -19,7 +19,7 @@ use core::fmt;
 use zeroize::Zeroizing;
 
 use super::ik;
-use super::keys::{Key, PrivateKey, PublicKey};
+use super::keys::{KEY_LEN, Key, PrivateKey, PublicKey};
 use super::mac::{MAC1_LEN, Mac1Key};
 use super::noise::{HashChain, NoiseError, PROLOGUE, SymmetricState};
 
@@ -130,13 +130,134 @@ impl fmt::Debug for ResponderHandshake {
     }
 }
 
-/// Writes an initiation to `remote` into `out` and returns the state that
-/// awaits the response.
-///
-/// `ephemeral` must be 32 fresh random bytes, never reused. `header` is the
-/// batch header that will precede the message; it is covered by mac1. If
-/// `remote` is a low-order point (a broken configuration) `out` is zeroed and
-/// the returned state refuses every response with `LowOrderPoint`.
+/// One pinned pair's static keys and what follows from them alone, computed
+/// once (when a link is made) instead of once per handshake: the
+/// static-static DH `ss` and both mac1 keys. A flood of initiations then
+/// costs the responder one DH each (`es`), not two.
+#[derive(Clone)]
+pub struct PeerStatics {
+    local: LocalStatic,
+    remote: PublicKey,
+    /// `None` if `remote` is a low-order point (a broken configuration).
+    ss: Option<Zeroizing<[u8; KEY_LEN]>>,
+    /// Initiations we send are MACed to the remote's public key.
+    mac1_to_remote: Mac1Key,
+    /// Initiations we receive are MACed to our own.
+    mac1_to_local: Mac1Key,
+}
+
+impl fmt::Debug for PeerStatics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PeerStatics")
+            .field("local", &self.local.public)
+            .field("remote", &self.remote)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PeerStatics {
+    /// Computes the pair's constants: one DH and two hashes.
+    pub fn new(local: &LocalStatic, remote: &PublicKey) -> Self {
+        Self {
+            ss: ik::static_dh(&local.private, remote),
+            local: local.clone(),
+            remote: *remote,
+            mac1_to_remote: Mac1Key::for_receiver(remote),
+            mac1_to_local: Mac1Key::for_receiver(&local.public),
+        }
+    }
+
+    /// Our static key pair.
+    pub fn local(&self) -> &LocalStatic {
+        &self.local
+    }
+
+    /// The pinned remote static key.
+    pub fn remote(&self) -> &PublicKey {
+        &self.remote
+    }
+
+    /// Writes an initiation to the remote into `out` and returns the state
+    /// that awaits the response.
+    ///
+    /// `ephemeral` must be 32 fresh random bytes, never reused. `header` is
+    /// the batch header that will precede the message; it is covered by
+    /// mac1. If the remote key is a low-order point (a broken configuration)
+    /// `out` is zeroed and the returned state refuses every response with
+    /// `LowOrderPoint`.
+    pub fn create_initiation(
+        &self,
+        ephemeral: [u8; 32],
+        payload: &[u8; PAYLOAD_LEN],
+        header: &[u8],
+        out: &mut [u8; INITIATION_LEN],
+    ) -> InitiatorHandshake {
+        let ephemeral = PrivateKey::from_bytes(ephemeral);
+        let (body, mac1) = out.split_at_mut(INITIATION_NOISE_LEN);
+        let chain = HashChain::new(PROLOGUE);
+        let ss = self.ss.as_deref();
+        let state = ik::write_initiation(
+            chain,
+            &self.local,
+            &self.remote,
+            ss,
+            &ephemeral,
+            payload,
+            body,
+        )
+        .ok();
+        if state.is_none() {
+            body.fill(0);
+        }
+        mac1.copy_from_slice(&self.mac1_to_remote.compute(header, body));
+        InitiatorHandshake {
+            state,
+            ephemeral,
+            local: self.local.private.clone(),
+            response_mac1: self.mac1_to_local.clone(),
+        }
+    }
+
+    /// The cheap first check of an initiation sent to us: its length and
+    /// its mac1 (over `header` ‖ body). One hash, no DH: a receiver runs it
+    /// before it spends any handshake budget.
+    pub fn check_initiation_mac1(&self, header: &[u8], msg: &[u8]) -> Result<(), HandshakeError> {
+        if msg.len() != INITIATION_LEN {
+            return Err(HandshakeError::WrongLength);
+        }
+        let (body, mac1) = msg.split_at(INITIATION_NOISE_LEN);
+        if !self.mac1_to_local.verify(header, body, mac1) {
+            return Err(HandshakeError::BadMac1);
+        }
+        Ok(())
+    }
+
+    /// Checks and decrypts an initiation sent to us.
+    ///
+    /// Order: length, then mac1, then the Noise message. The initiator's
+    /// static key must be the pinned remote.
+    pub fn consume_initiation(
+        &self,
+        header: &[u8],
+        msg: &[u8],
+    ) -> Result<ResponderHandshake, HandshakeError> {
+        self.check_initiation_mac1(header, msg)?;
+        let body = &msg[..INITIATION_NOISE_LEN];
+        let mut payload = Zeroizing::new([0u8; PAYLOAD_LEN]);
+        let chain = HashChain::new(PROLOGUE);
+        let ss = self.ss.as_deref();
+        let initiation =
+            ik::read_initiation(chain, &self.local, &self.remote, ss, body, &mut payload[..])?;
+        Ok(ResponderHandshake {
+            state: initiation.state,
+            remote_ephemeral: initiation.remote_ephemeral,
+            remote_static: self.remote,
+            payload,
+        })
+    }
+}
+
+/// [`PeerStatics::create_initiation`] for a pair used once.
 pub fn create_initiation(
     local: &LocalStatic,
     remote: &PublicKey,
@@ -145,32 +266,15 @@ pub fn create_initiation(
     header: &[u8],
     out: &mut [u8; INITIATION_LEN],
 ) -> InitiatorHandshake {
-    let ephemeral = PrivateKey::from_bytes(ephemeral);
-    let (body, mac1) = out.split_at_mut(INITIATION_NOISE_LEN);
-    let chain = HashChain::new(PROLOGUE);
-    let state = ik::write_initiation(chain, local, remote, &ephemeral, payload, body).ok();
-    if state.is_none() {
-        body.fill(0);
-    }
-    mac1.copy_from_slice(&Mac1Key::for_receiver(remote).compute(header, body));
-    InitiatorHandshake {
-        state,
-        ephemeral,
-        local: local.private.clone(),
-        response_mac1: Mac1Key::for_receiver(&local.public),
-    }
+    PeerStatics::new(local, remote).create_initiation(ephemeral, payload, header, out)
 }
 
-/// Checks and decrypts an initiation sent to `local`.
-///
-/// Order: length, then mac1 (keyed by `local.public`, over `header` ‖ body),
-/// then the Noise message. The initiator's static key must be `pinned_remote`.
-pub fn consume_initiation(
+/// [`PeerStatics::check_initiation_mac1`] for a pair used once.
+pub fn check_initiation_mac1(
     local: &LocalStatic,
-    pinned_remote: &PublicKey,
     header: &[u8],
     msg: &[u8],
-) -> Result<ResponderHandshake, HandshakeError> {
+) -> Result<(), HandshakeError> {
     if msg.len() != INITIATION_LEN {
         return Err(HandshakeError::WrongLength);
     }
@@ -178,15 +282,19 @@ pub fn consume_initiation(
     if !Mac1Key::for_receiver(&local.public).verify(header, body, mac1) {
         return Err(HandshakeError::BadMac1);
     }
-    let mut payload = Zeroizing::new([0u8; PAYLOAD_LEN]);
-    let chain = HashChain::new(PROLOGUE);
-    let initiation = ik::read_initiation(chain, local, pinned_remote, body, &mut payload[..])?;
-    Ok(ResponderHandshake {
-        state: initiation.state,
-        remote_ephemeral: initiation.remote_ephemeral,
-        remote_static: *pinned_remote,
-        payload,
-    })
+    Ok(())
+}
+
+/// [`PeerStatics::consume_initiation`] for a pair used once; mac1 is checked
+/// before the pair's DH is computed.
+pub fn consume_initiation(
+    local: &LocalStatic,
+    pinned_remote: &PublicKey,
+    header: &[u8],
+    msg: &[u8],
+) -> Result<ResponderHandshake, HandshakeError> {
+    check_initiation_mac1(local, header, msg)?;
+    PeerStatics::new(local, pinned_remote).consume_initiation(header, msg)
 }
 
 impl ResponderHandshake {

@@ -52,6 +52,15 @@ fn dh(
     Ok(shared)
 }
 
+/// The static-static DH (`ss`) of a pair, computed once per pair rather than once per
+/// handshake; `None` if `public` is a low-order point.
+pub(crate) fn static_dh(
+    private: &PrivateKey,
+    public: &PublicKey,
+) -> Option<Zeroizing<[u8; KEY_LEN]>> {
+    dh(private, public).ok()
+}
+
 fn read_key(bytes: &[u8]) -> PublicKey {
     let mut key = [0u8; KEY_LEN];
     key.copy_from_slice(bytes);
@@ -87,13 +96,15 @@ fn decrypt_into(
 /// Initiator: writes message 1 into `body`, which must be
 /// [`initiation_body_len`]`(payload.len())` bytes.
 ///
-/// `chain` is the fresh transcript (protocol name and prologue mixed in).
+/// `chain` is the fresh transcript (protocol name and prologue mixed in);
+/// `ss` is [`static_dh`] of `local` and `remote`.
 /// Fails with `LowOrderPoint` if `remote` has small order; `body` is then
 /// only partly written and must not be sent.
 pub(crate) fn write_initiation(
     mut chain: HashChain,
     local: &LocalStatic,
     remote: &PublicKey,
+    ss: Option<&[u8; KEY_LEN]>,
     ephemeral: &PrivateKey,
     payload: &[u8],
     body: &mut [u8],
@@ -105,7 +116,7 @@ pub(crate) fn write_initiation(
     chain.mix_hash(e);
     let mut state = chain.mix_key(&dh(ephemeral, remote)?[..]);
     encrypt_into(&mut state, local.public.as_bytes(), sealed_static);
-    state.mix_key(&dh(&local.private, remote)?[..]);
+    state.mix_key(ss.ok_or(HandshakeError::LowOrderPoint)?);
     encrypt_into(&mut state, payload, sealed_payload);
     Ok(state)
 }
@@ -122,11 +133,12 @@ pub(crate) struct Initiation {
 /// `payload` (whose length fixes the expected body length).
 ///
 /// The initiator's static key must equal `pinned`, else `UnknownPeer`;
-/// that is checked before the static-static DH.
+/// `ss` is [`static_dh`] of `local` and `pinned`, computed once for the pair.
 pub(crate) fn read_initiation(
     mut chain: HashChain,
     local: &LocalStatic,
     pinned: &PublicKey,
+    ss: Option<&[u8; KEY_LEN]>,
     body: &[u8],
     payload: &mut [u8],
 ) -> Result<Initiation, HandshakeError> {
@@ -144,7 +156,7 @@ pub(crate) fn read_initiation(
     if PublicKey::from_bytes(remote_static) != *pinned {
         return Err(HandshakeError::UnknownPeer);
     }
-    state.mix_key(&dh(&local.private, pinned)?[..]);
+    state.mix_key(ss.ok_or(HandshakeError::LowOrderPoint)?);
     decrypt_into(&mut state, sealed_payload, payload)?;
     Ok(Initiation {
         state,
@@ -283,10 +295,12 @@ mod tests {
 
         let payload1 = unhex(MESSAGES[0].0);
         let mut msg1 = vec![0u8; initiation_body_len(payload1.len())];
+        let ss = static_dh(&initiator.private, &responder.public);
         let init_state = write_initiation(
             chain(),
             &initiator,
             &responder.public,
+            ss.as_deref(),
             &init_e,
             &payload1,
             &mut msg1,
@@ -295,8 +309,16 @@ mod tests {
         assert_eq!(hex::encode(&msg1), MESSAGES[0].1);
 
         let mut got1 = vec![0u8; payload1.len()];
-        let received = read_initiation(chain(), &responder, &initiator.public, &msg1, &mut got1)
-            .expect("genuine");
+        let ss = static_dh(&responder.private, &initiator.public);
+        let received = read_initiation(
+            chain(),
+            &responder,
+            &initiator.public,
+            ss.as_deref(),
+            &msg1,
+            &mut got1,
+        )
+        .expect("genuine");
         assert_eq!(got1, payload1);
 
         let payload2 = unhex(MESSAGES[1].0);
@@ -341,10 +363,14 @@ mod tests {
             one[0] = 1;
             one
         }] {
+            let remote = PublicKey::from_bytes(point);
+            let ss = static_dh(&initiator.private, &remote);
+            assert!(ss.is_none());
             let result = write_initiation(
                 chain(),
                 &initiator,
-                &PublicKey::from_bytes(point),
+                &remote,
+                ss.as_deref(),
                 &e,
                 &[],
                 &mut body,
@@ -359,7 +385,15 @@ mod tests {
         let pinned = local(INIT_STATIC).public;
         let mut payload = [0u8; 4];
         for len in [0, initiation_body_len(4) - 1, initiation_body_len(4) + 1] {
-            let result = read_initiation(chain(), &responder, &pinned, &vec![0; len], &mut payload);
+            let ss = static_dh(&responder.private, &pinned);
+            let result = read_initiation(
+                chain(),
+                &responder,
+                &pinned,
+                ss.as_deref(),
+                &vec![0; len],
+                &mut payload,
+            );
             assert!(matches!(result, Err(HandshakeError::WrongLength)));
         }
     }

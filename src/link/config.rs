@@ -96,8 +96,12 @@ pub struct LinkConfig {
     pub rekey_after: Duration,
     /// A session is never used after this long.
     pub reject_after: Duration,
-    /// Most handshake initiations answered per second.
+    /// Most handshake initiations answered per second, per path.
     pub handshakes_per_second: u32,
+    /// After a start, initiations stamped earlier than the start minus this are refused (a
+    /// restarted process has no memory of the timestamps it accepted before). Peers' wall
+    /// clocks must agree within it.
+    pub max_clock_skew: Duration,
     /// First sequence number this link sends (tests start near 2^32 to cross the wrap).
     pub initial_seq: u64,
 }
@@ -124,6 +128,7 @@ impl LinkConfig {
             rekey_after: Duration::from_secs(120),
             reject_after: Duration::from_secs(180),
             handshakes_per_second: 20,
+            max_clock_skew: Duration::from_secs(30),
             initial_seq: 0,
         }
     }

@@ -69,14 +69,9 @@ impl Link {
         let mut ephemeral = [0u8; 32];
         self.entropy.fill(&mut ephemeral);
         let mut msg = [0u8; INITIATION_LEN];
-        let handshake = noise_hs::create_initiation(
-            &self.cfg.local,
-            &self.cfg.peer,
-            ephemeral,
-            &hello.encode(),
-            &header,
-            &mut msg,
-        );
+        let handshake =
+            self.statics
+                .create_initiation(ephemeral, &hello.encode(), &header, &mut msg);
         let attempts = self.sessions.pending.as_ref().map_or(0, |p| p.attempts + 1);
         self.sessions.pending = Some(Pending {
             handshake,
@@ -114,19 +109,6 @@ impl Link {
         }
     }
 
-    /// Takes one answer-budget unit for an initiation, refilled at the configured rate.
-    fn take_handshake_budget(&mut self, now: Duration) -> bool {
-        let s = &mut self.sessions;
-        let cost = Duration::from_secs(1) / self.cfg.handshakes_per_second.max(1);
-        s.budget = (s.budget + now.saturating_sub(s.budget_at)).min(Duration::from_secs(1));
-        s.budget_at = now;
-        if s.budget < cost {
-            return false;
-        }
-        s.budget -= cost;
-        true
-    }
-
     /// Handles an initiation received on path index `path`.
     pub(super) fn on_initiation(
         &mut self,
@@ -139,17 +121,17 @@ impl Link {
             self.rejected.handshake_invalid += 1;
             return;
         }
-        if !self.take_handshake_budget(now) {
+        let (head, body) = batch.split_at(HEADER_LEN);
+        let msg = &body[..INITIATION_LEN];
+        if self.statics.check_initiation_mac1(head, msg).is_err() {
+            self.rejected.handshake_bad_mac1 += 1;
+            return;
+        }
+        if !self.hs_budget[path].take(now, self.cfg.handshakes_per_second) {
             self.rejected.handshake_rate_limited += 1;
             return;
         }
-        let (head, body) = batch.split_at(HEADER_LEN);
-        let responder = match noise_hs::consume_initiation(
-            &self.cfg.local,
-            &self.cfg.peer,
-            head,
-            &body[..INITIATION_LEN],
-        ) {
+        let responder = match self.statics.consume_initiation(head, msg) {
             Ok(r) => r,
             Err(_) => {
                 self.rejected.handshake_invalid += 1;
@@ -160,18 +142,21 @@ impl Link {
             self.rejected.handshake_invalid += 1;
             return;
         };
-        if hello.timestamp <= self.sessions.peer_timestamp {
+        let s = &mut self.sessions;
+        if hello.timestamp <= s.peer_timestamp || hello.timestamp < s.timestamp_floor {
             self.rejected.handshake_replayed += 1;
             return;
         }
-        if self.sessions.pending.is_some() && self.cfg.local.public > self.cfg.peer {
+        // Authenticated and newer: the high-water mark moves whether or not we answer, so a
+        // side that wins every tie-break still refuses replays of the peer's initiations.
+        s.peer_timestamp = hello.timestamp;
+        if s.pending.is_some() && self.cfg.local.public > self.cfg.peer {
             // Both sides started at once: the initiation from the larger static key stands,
             // and the peer answers ours.
             self.handshake_collisions += 1;
             return;
         }
         self.sessions.pending = None;
-        self.sessions.peer_timestamp = hello.timestamp;
         self.respond(now, path, responder, &hello);
     }
 
@@ -206,8 +191,8 @@ impl Link {
             now,
             false,
         ));
+        self.sessions.next_hello = Some(*peer);
         self.hs_out[path] = Some([header.as_slice(), &msg].concat());
-        self.adopt_peer_instance(peer);
     }
 
     /// Handles a response received on path index `path`.
@@ -236,12 +221,15 @@ impl Link {
             .consume_response(head, &body[..RESPONSE_LEN])
         {
             Ok(done) => done,
-            Err((handshake, _)) => {
+            Err((handshake, err)) => {
                 self.sessions.pending = Some(Pending {
                     handshake,
                     ..pending
                 });
-                self.rejected.handshake_invalid += 1;
+                match err {
+                    noise_hs::HandshakeError::BadMac1 => self.rejected.handshake_bad_mac1 += 1,
+                    _ => self.rejected.handshake_invalid += 1,
+                }
                 return;
             }
         };
@@ -256,11 +244,16 @@ impl Link {
         self.paths[path].probe_now(now);
     }
 
-    /// A transport batch opened under the unconfirmed responder session: it becomes current.
+    /// A transport batch opened under the unconfirmed responder session: it becomes current,
+    /// and only now does the initiator's instance and send base apply (key confirmation).
     pub(super) fn confirm_next(&mut self, now: Duration, path: usize) {
-        if let Some(session) = self.sessions.next.take() {
-            self.install(now, path, session, self.sessions.current.is_some());
+        let Some(session) = self.sessions.next.take() else {
+            return;
+        };
+        if let Some(hello) = self.sessions.next_hello.take() {
+            self.adopt_peer_instance(&hello);
         }
+        self.install(now, path, session, self.sessions.current.is_some());
     }
 
     fn install(&mut self, now: Duration, path: usize, session: Session, rekey: bool) {
@@ -391,6 +384,7 @@ impl Link {
         s.current = None;
         s.previous = None;
         s.next = None;
+        s.next_hello = None;
         s.pending = None;
         s.retry_at = Some(now + self.cfg.handshake_retry);
     }

@@ -16,6 +16,7 @@
 //! 4. sleep until input arrives or [`Link::poll_timeout`].
 #![forbid(unsafe_code)]
 
+mod budget;
 pub mod config;
 pub mod event;
 mod handshake;
@@ -40,7 +41,7 @@ pub use event::Event;
 pub use stats::{LinkStats, PathStats, RejectCounters};
 
 use crate::crypto::Session;
-use crate::crypto::handshake::InitiatorHandshake;
+use crate::crypto::handshake::{InitiatorHandshake, PeerStatics};
 use path::Path;
 use recv::RecvBuffer;
 use sent::SendBuffer;
@@ -95,22 +96,28 @@ struct Sessions {
     previous: Option<Session>,
     /// Responder side: answered but not yet confirmed by a batch from the initiator.
     next: Option<Session>,
+    /// The initiator's payload of `next`: its instance and send base are applied only once
+    /// `next` is confirmed, so an initiation that is never confirmed (a replay) changes no
+    /// receive state.
+    next_hello: Option<handshake::Hello>,
     /// Initiator side: our handshake in progress.
     pending: Option<Pending>,
-    /// Largest initiation timestamp accepted from the peer.
+    /// Largest initiation timestamp authenticated from the peer (answered or not).
     peer_timestamp: u64,
+    /// Initiation timestamps below this are refused: this process's start (wall clock)
+    /// minus [`config::LinkConfig::max_clock_skew`].
+    timestamp_floor: u64,
     /// The peer's instance from its last handshake.
     peer_instance: Option<u64>,
     /// When the next initiation may be sent (retry timer).
     retry_at: Option<Duration>,
-    /// Rate limiter budget for answering initiations.
-    budget: Duration,
-    budget_at: Duration,
 }
 
 /// One peer's link over all its paths. See the module documentation for the calling order.
 pub struct Link {
     cfg: LinkConfig,
+    /// The static-static DH and mac1 keys of the pair, computed once.
+    statics: PeerStatics,
     entropy: Box<dyn Entropy + Send>,
     sessions: Sessions,
     send: SendBuffer,
@@ -127,6 +134,8 @@ pub struct Link {
     hs_out: Vec<Option<Vec<u8>>>,
     /// CLOSE owed on each path.
     close_out: Vec<bool>,
+    /// Initiations answered per path (a flood on one path cannot spend another's).
+    hs_budget: Vec<budget::Budget>,
     next_pn: u64,
     /// Data frames in the last batch built.
     last_data_frames: usize,
@@ -161,6 +170,7 @@ impl Link {
             .collect();
         let n = paths.len();
         Ok(Self {
+            statics: PeerStatics::new(&cfg.local, &cfg.peer),
             send: SendBuffer::new(
                 cfg.initial_seq,
                 cfg.send_buffer_frames,
@@ -170,8 +180,10 @@ impl Link {
             peer_cum: cfg.initial_seq,
             sessions: Sessions {
                 retry_at: Some(now),
-                budget: Duration::from_secs(1),
-                budget_at: now,
+                timestamp_floor: cfg
+                    .epoch_unix_ns
+                    .saturating_add(now.as_nanos() as u64)
+                    .saturating_sub(cfg.max_clock_skew.as_nanos() as u64),
                 ..Sessions::default()
             },
             entropy,
@@ -182,6 +194,7 @@ impl Link {
             last_path_change: None,
             hs_out: vec![None; n],
             close_out: vec![false; n],
+            hs_budget: vec![budget::Budget::full(now); n],
             next_pn: 0,
             last_data_frames: 0,
             skip_sent: None,

@@ -19,8 +19,10 @@ pub struct RejectCounters {
     pub forged: u64,
     /// Sealed length impossible, or frames inside malformed.
     pub malformed: u64,
-    /// Handshake message that failed mac1, decryption or the pinned key.
+    /// Handshake message that failed decryption or the pinned key, or had the wrong length.
     pub handshake_invalid: u64,
+    /// Handshake message whose mac1 failed (checked first, before any budget or DH).
+    pub handshake_bad_mac1: u64,
     /// Initiation whose timestamp was not newer than the last accepted one.
     pub handshake_replayed: u64,
     /// Initiations over the rate limit.
@@ -39,6 +41,7 @@ impl RejectCounters {
             + self.forged
             + self.malformed
             + self.handshake_invalid
+            + self.handshake_bad_mac1
             + self.handshake_replayed
             + self.handshake_rate_limited
             + self.handshake_unexpected

@@ -249,6 +249,9 @@ pub struct Pair {
     pub out: Outcome,
     last_delivery: [Option<Duration>; 2],
     buf: Vec<u8>,
+    /// Every INITIATION batch sent, as (receiving side, path id, bytes): what an attacker on
+    /// the wire records for a later replay.
+    pub captured_initiations: Vec<(usize, u8, Vec<u8>)>,
 }
 
 impl Pair {
@@ -278,6 +281,7 @@ impl Pair {
             },
             last_delivery: [None, None],
             buf: vec![0u8; 1 << 20],
+            captured_initiations: Vec::new(),
             sc,
         }
     }
@@ -293,6 +297,16 @@ impl Pair {
     /// new link's clock keeps counting from the same epoch, as a restarted daemon's would.
     pub fn restart(&mut self, side: usize, generation: u64) {
         self.links[side] = build_link(&self.sc, side, generation, self.now);
+    }
+
+    /// Puts `bytes` on the wire to side `to` on path `path`, arriving now (an attacker's batch).
+    pub fn inject(&mut self, to: usize, path: u8, bytes: Vec<u8>) {
+        self.wire.push(Reverse(InFlight {
+            at: self.now,
+            to,
+            path,
+            bytes,
+        }));
     }
 
     pub fn traffic_end(&self) -> Duration {
@@ -402,6 +416,10 @@ impl Pair {
                     break;
                 };
                 let bytes = self.buf[..n].to_vec();
+                if bytes.get(3) == Some(&1) {
+                    self.captured_initiations
+                        .push((1 - side, p.id, bytes.clone()));
+                }
                 let frames = self.links[side].last_batch_data_frames() as u64;
                 let arrive = self.send_through_faults(side, &p, now, bytes, frames);
                 self.busy[side][pi].push(arrive.max(now + p.latency));
