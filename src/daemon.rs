@@ -15,10 +15,12 @@ use thiserror::Error;
 use crate::config::{self, Backend, Config, Mode, Role};
 use crate::control::{self, ControlServer};
 use crate::crypto::LocalStatic;
+use crate::crypto::fabric::{FabricKey, FabricRole, LowOrderKey};
 use crate::driver::Driver;
 use crate::link::{Entropy, Link, LinkConfig, PathConfig};
-use crate::scsi::{DeviceIdentity, VirtualDevice, nexus_tag};
+use crate::scsi::{CommandVerifier, DeviceIdentity, VirtualDevice};
 use crate::status::StaticInfo;
+use crate::transport::WallClock;
 use crate::transport::initiator::{InitiatorPort, InitiatorSettings};
 use crate::transport::lio::{self, LioPaths, LioSpec};
 use crate::transport::sim::{SimInitiator, SimTarget};
@@ -55,6 +57,9 @@ pub enum UpError {
     /// The backend does not serve this role (the configuration parser already refuses this).
     #[error("fc.backend: {0} does not serve this fc.role")]
     Unsupported(String),
+    /// The peer's public key cannot authenticate SCSI commands.
+    #[error("peer.public_key: {0}")]
+    LowOrderPeer(#[from] LowOrderKey),
     /// Anything else, with what was being done.
     #[error("{what}: {source}")]
     Io {
@@ -245,7 +250,7 @@ fn build_transport(cfg: &Config, fc: &config::Fc) -> Result<Box<dyn Transport>, 
             let backend = SimTarget::new(fabric.clone(), fc.port);
             Ok(Box::new(TargetPort::new(
                 backend,
-                virtual_device(cfg),
+                virtual_device(cfg)?,
                 target_settings(fc),
             )))
         }
@@ -253,7 +258,7 @@ fn build_transport(cfg: &Config, fc: &config::Fc) -> Result<Box<dyn Transport>, 
             let backend = SimInitiator::new(fabric.clone(), fc.port);
             Ok(Box::new(InitiatorPort::new(
                 backend,
-                initiator_settings(cfg, fc),
+                initiator_settings(cfg, fc)?,
             )))
         }
         (
@@ -270,7 +275,7 @@ fn build_transport(cfg: &Config, fc: &config::Fc) -> Result<Box<dyn Transport>, 
                 allowed_initiators.clone(),
                 fc.max_transfer,
             );
-            let device = virtual_device(cfg);
+            let device = virtual_device(cfg)?;
             let backend = TcmuTarget::open(&spec, &LioPaths::system(), device.clone())?;
             Ok(Box::new(TargetPort::new(
                 backend,
@@ -283,7 +288,7 @@ fn build_transport(cfg: &Config, fc: &config::Fc) -> Result<Box<dyn Transport>, 
             let peer = DeviceIdentity::from_target_public(cfg.peer.public_key.as_bytes());
             let mut backend = SgInitiator::new(device.clone(), peer);
             backend.wait_connected(FIRST_SEARCH_WAIT); // Not found yet: the port keeps looking.
-            let mut settings = initiator_settings(cfg, fc);
+            let mut settings = initiator_settings(cfg, fc)?;
             settings.max_transfer = settings.max_transfer.min(backend.max_transfer());
             backend.set_transfer(settings.max_transfer);
             Ok(Box::new(InitiatorPort::new(backend, settings)))
@@ -292,14 +297,29 @@ fn build_transport(cfg: &Config, fc: &config::Fc) -> Result<Box<dyn Transport>, 
     }
 }
 
-/// The virtual device the target end serves.
-fn virtual_device(cfg: &Config) -> VirtualDevice {
-    let local = cfg.interface.private_key.public_key();
-    let peer = cfg.peer.public_key;
-    VirtualDevice::new(
-        DeviceIdentity::from_target_public(local.as_bytes()),
-        nexus_tag(local.as_bytes(), peer.as_bytes()),
+/// The pair's fabric key (one X25519), with the local end in `role`.
+fn fabric_key(cfg: &Config, role: FabricRole) -> Result<FabricKey, LowOrderKey> {
+    FabricKey::derive(&cfg.interface.private_key, &cfg.peer.public_key, role)
+}
+
+/// The wall clock now (the daemon reads it once here; the driver keeps it up to date).
+fn wall_clock() -> WallClock {
+    WallClock::new(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default(),
     )
+}
+
+/// The virtual device the target end serves, its token verifier set to the clock now.
+fn virtual_device(cfg: &Config) -> Result<VirtualDevice, UpError> {
+    let local = cfg.interface.private_key.public_key();
+    let mut device = VirtualDevice::new(
+        DeviceIdentity::from_target_public(local.as_bytes()),
+        CommandVerifier::new(fabric_key(cfg, FabricRole::Target)?),
+    );
+    device.tick(wall_clock().seconds(Duration::ZERO));
+    Ok(device)
 }
 
 fn target_settings(fc: &config::Fc) -> TargetSettings {
@@ -307,19 +327,21 @@ fn target_settings(fc: &config::Fc) -> TargetSettings {
         read_hold: fc.read_hold,
         max_transfer: fc.max_transfer,
         reconnect_every: RECONNECT_EVERY,
+        wall_clock: wall_clock(),
     }
 }
 
-fn initiator_settings(cfg: &Config, fc: &config::Fc) -> InitiatorSettings {
-    let local = cfg.interface.private_key.public_key();
-    InitiatorSettings {
-        nexus_tag: nexus_tag(cfg.peer.public_key.as_bytes(), local.as_bytes()),
+fn initiator_settings(cfg: &Config, fc: &config::Fc) -> Result<InitiatorSettings, UpError> {
+    Ok(InitiatorSettings {
+        fabric_key: fabric_key(cfg, FabricRole::Initiator)?,
+        read_hold: fc.read_hold,
+        wall_clock: wall_clock(),
         reads_in_flight: fc.reads_in_flight,
         writes_in_flight: fc.writes_in_flight,
         max_transfer: fc.max_transfer,
         command_timeout: fc.command_timeout,
         reconnect_every: RECONNECT_EVERY,
-    }
+    })
 }
 
 /// Payload bytes in flight on the Ethernet path: well above its bandwidth-delay product on a

@@ -7,7 +7,7 @@
 //! next deadline.
 
 use std::os::fd::BorrowedFd;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use nix::poll::{PollFd, PollFlags, ppoll};
 use nix::sys::time::TimeSpec;
@@ -68,10 +68,21 @@ impl Driver {
     pub fn run(&mut self, stop: BorrowedFd<'_>) -> std::io::Result<()> {
         loop {
             let now = self.now();
+            self.set_wall_clock(now);
             self.turn(now);
             if self.wait(stop)? {
                 return Ok(());
             }
+        }
+    }
+
+    /// Reads the wall clock for the transports that need it (the FC command tokens).
+    fn set_wall_clock(&mut self, now: Duration) {
+        let unix = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        for t in &mut self.transports {
+            t.set_wall_clock(now, unix);
         }
     }
 

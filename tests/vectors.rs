@@ -7,11 +7,13 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use fcvpn::crypto::fabric::{FabricKey, FabricRole};
 use fcvpn::crypto::handshake::{
     INITIATION_LEN, LocalStatic, PAYLOAD_LEN, RESPONSE_LEN, consume_initiation, create_initiation,
 };
 use fcvpn::crypto::{PrivateKey, PublicKey, Session};
 use fcvpn::link::wire::{AckRange, BatchHeader, BatchType, FLAG_LZ4, FrameWriter, HEADER_LEN};
+use fcvpn::scsi::token::slot_start;
 use fcvpn::scsi::{DeviceIdentity, cdb, inquiry, nexus_tag, vpd};
 
 type Vectors = BTreeMap<&'static str, Vec<(&'static str, String)>>;
@@ -170,8 +172,17 @@ fn compute() -> Vectors {
         .or_default()
         .extend([("ack_frame", hex::encode(&ack_only))]);
 
-    // The SCSI side: nexus tag, a WRITE(16)/READ(16) pair of 1 MiB, identity pages.
+    // The SCSI side: command tokens (SPEC §11.2), a WRITE(16)/READ(16) pair of 1 MiB, identity
+    // pages. The nexus tag is no longer on the wire; it stays as the public value a stranger
+    // would try.
     let tag = nexus_tag(responder.public.as_bytes(), initiator.public.as_bytes());
+    let fabric =
+        FabricKey::derive(&responder.private, &initiator.public, FabricRole::Target).unwrap();
+    let c0 = slot_start(1_700_000_000).unwrap();
+    let k_fab = fabric_key_by_hand(0x22, &initiator.public, &responder.public);
+    for c in [0, c0, c0 + 1, u64::MAX] {
+        assert_eq!(fabric.token(c), token_by_hand(&k_fab, c), "counter {c}");
+    }
     let identity = DeviceIdentity::from_target_public(responder.public.as_bytes());
     v.entry("cdb.txt").or_default().extend([
         (
@@ -183,8 +194,26 @@ fn compute() -> Vectors {
             hex::encode(initiator.public.as_bytes()),
         ),
         ("nexus_tag", format!("{tag:016x}")),
-        ("write16_1MiB", hex::encode(cdb::write16(tag, 1 << 20))),
-        ("read16_1MiB", hex::encode(cdb::read16(tag, 1 << 20))),
+        ("fabric_key", hex::encode(k_fab)),
+        ("command_counter_0", format!("{c0:016x}")),
+        ("token_counter_0", format!("{:016x}", fabric.token(c0))),
+        ("token_counter_1", format!("{:016x}", fabric.token(c0 + 1))),
+        (
+            "token_counter_0x40",
+            format!("{:016x}", fabric.token(c0 + 0x40)),
+        ),
+        (
+            "token_counter_max",
+            format!("{:016x}", fabric.token(u64::MAX)),
+        ),
+        (
+            "write16_1MiB_counter_0",
+            hex::encode(cdb::write16(fabric.token(c0), 1 << 20)),
+        ),
+        (
+            "read16_1MiB_counter_1",
+            hex::encode(cdb::read16(fabric.token(c0 + 1), 1 << 20)),
+        ),
         // A parked READ with nothing to send is answered with this, zero-padded to 512 bytes.
         ("idle_batch", hex::encode(&idle_block()[..HEADER_LEN])),
         (
@@ -205,6 +234,31 @@ fn compute() -> Vectors {
         ),
     ]);
     v
+}
+
+/// K_fab of SPEC §11.2 from the raw definition: BLAKE2s-256("fcvpn fabric key v1" ‖
+/// X25519(target private, initiator public) ‖ target public ‖ initiator public).
+fn fabric_key_by_hand(target_byte: u8, initiator: &PublicKey, target: &PublicKey) -> [u8; 32] {
+    use blake2::Digest;
+    let secret = x25519_dalek::StaticSecret::from([target_byte; 32]);
+    let dh = secret.diffie_hellman(&x25519_dalek::PublicKey::from(*initiator.as_bytes()));
+    let mut h = blake2::Blake2s256::new();
+    h.update(b"fcvpn fabric key v1");
+    h.update(dh.as_bytes());
+    h.update(target.as_bytes());
+    h.update(initiator.as_bytes());
+    h.finalize().into()
+}
+
+/// token(c) of SPEC §11.2: the first 8 bytes, big-endian, of keyed BLAKE2s-256(K_fab,
+/// "cmd" ‖ c as u64 LE).
+fn token_by_hand(k_fab: &[u8; 32], c: u64) -> u64 {
+    use blake2::digest::{KeyInit, Mac};
+    let mut mac = <blake2::Blake2sMac256 as KeyInit>::new(k_fab.into());
+    Mac::update(&mut mac, b"cmd");
+    Mac::update(&mut mac, &c.to_le_bytes());
+    let out: [u8; 32] = mac.finalize().into_bytes().into();
+    u64::from_be_bytes(out[..8].try_into().unwrap())
 }
 
 /// An IDLE batch padded to one 512-byte block, as a parked READ is answered with.

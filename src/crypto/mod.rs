@@ -8,10 +8,12 @@
 //! - [`keys`]: X25519 key pairs, symmetric keys, base64, fingerprints;
 //! - [`handshake`]: `Noise_IK_25519_ChaChaPoly_BLAKE2s` with mac1, giving [`SessionKeys`];
 //! - [`session`]: sealing and opening batch bodies, counters, rekey limits;
-//! - [`replay`]: the 8192-bit anti-replay window.
+//! - [`replay`]: the 8192-bit anti-replay window;
+//! - [`fabric`]: the fabric key behind the command tokens of the SCSI data commands.
 #![forbid(unsafe_code)]
 
 mod cipher;
+pub mod fabric;
 pub mod handshake;
 mod ik;
 mod kdf;

@@ -5,8 +5,8 @@
 //! offsets from that checked view. Bytes past the opcode's CDB length are ignored. Every failure
 //! is a [`CdbError`] that knows the sense data to answer with; nothing here panics on any input.
 //!
-//! WRITE(16)/READ(16) carry the fcvpn nexus tag where a block device has its LBA (see
-//! [`crate::scsi::identity::nexus_tag`]) and the transfer length in [`BLOCK_LEN`]-byte blocks.
+//! WRITE(16)/READ(16) carry the fcvpn command token where a block device has its LBA (see
+//! [`crate::scsi::token`]) and the transfer length in [`BLOCK_LEN`]-byte blocks.
 
 use crate::scsi::sense::Sense;
 use crate::scsi::wire::{be16_at, be32_at, be64_at, u8_at};
@@ -59,8 +59,8 @@ const REPORT_LUNS_ALLOC_LEN: usize = 6;
 pub const REPORT_LUNS_MIN_ALLOC_LEN: u32 = 16;
 /// READ/WRITE(16) byte 1: DPO, FUA and protection bits; fcvpn requires 0.
 const RW16_FLAGS: usize = 1;
-/// READ/WRITE(16) bytes 2-9: the nexus tag (an LBA on a block device), be64.
-pub(crate) const RW16_TAG: usize = 2;
+/// READ/WRITE(16) bytes 2-9: the command token (an LBA on a block device), be64.
+pub(crate) const RW16_TOKEN: usize = 2;
 /// READ/WRITE(16) bytes 10-13: TRANSFER LENGTH in blocks, be32.
 pub(crate) const RW16_TRANSFER_LEN: usize = 10;
 /// READ/WRITE(16) byte 14: GROUP NUMBER; fcvpn requires 0.
@@ -98,15 +98,15 @@ pub enum Cdb {
     },
     /// WRITE(16): one sealed batch from initiator to target.
     Write16 {
-        /// The nexus tag (LBA field).
-        tag: u64,
+        /// The command token (LBA field).
+        token: u64,
         /// TRANSFER LENGTH in [`BLOCK_LEN`]-byte blocks, at most [`MAX_TRANSFER_LEN`] bytes.
         blocks: u32,
     },
     /// READ(16): one batch from target to initiator, parked until data is there.
     Read16 {
-        /// The nexus tag (LBA field).
-        tag: u64,
+        /// The command token (LBA field).
+        token: u64,
         /// TRANSFER LENGTH in [`BLOCK_LEN`]-byte blocks, at most [`MAX_TRANSFER_LEN`] bytes.
         blocks: u32,
     },
@@ -286,10 +286,10 @@ fn parse_rw16(cdb: &CheckedCdb<'_>) -> Result<Cdb, CdbError> {
         return Err(cdb.invalid_field(RW16_TRANSFER_LEN));
     }
     cdb.require_zero(RW16_GROUP)?;
-    let tag = cdb.be64(RW16_TAG);
+    let token = cdb.be64(RW16_TOKEN);
     Ok(match cdb.opcode {
-        opcode::WRITE_16 => Cdb::Write16 { tag, blocks },
-        _ => Cdb::Read16 { tag, blocks },
+        opcode::WRITE_16 => Cdb::Write16 { token, blocks },
+        _ => Cdb::Read16 { token, blocks },
     })
 }
 

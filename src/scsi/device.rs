@@ -2,21 +2,23 @@
 //!
 //! Sans-IO: a backend hands each command's CDB and data-out buffer to
 //! [`VirtualDevice::dispatch`] and acts on the [`Dispatch`]: answer now, pass a WRITE(16) batch to
-//! the link, or park a READ(16) until the link has a batch for it. Only commands carrying this
-//! pair's nexus tag reach the link; everything else is answered here with proper sense.
+//! the link, or park a READ(16) until the link has a batch for it. Only data commands carrying a
+//! valid command token of this pair ([`crate::scsi::token`]) reach the link; everything else is
+//! answered here with proper sense, at the cost of one table lookup per refused command.
 
 use crate::scsi::cdb::{self, Cdb, CdbError, transfer_len};
 use crate::scsi::identity::DeviceIdentity;
 use crate::scsi::inquiry::standard_inquiry_data;
 use crate::scsi::response::Response;
 use crate::scsi::sense::Sense;
+use crate::scsi::token::CommandVerifier;
 use crate::scsi::vpd::vpd_page;
 use crate::scsi::wire::truncated;
 
 /// CDB byte of the INQUIRY page code (the field pointer for an unsupported VPD page).
 const INQUIRY_PAGE_BYTE: u16 = cdb::INQUIRY_PAGE as u16;
-/// CDB byte of the READ/WRITE(16) nexus tag (the field pointer for a foreign tag).
-const RW16_TAG_BYTE: u16 = cdb::RW16_TAG as u16;
+/// CDB byte of the READ/WRITE(16) command token (the field pointer for an invalid token).
+pub const RW16_TOKEN_BYTE: u16 = cdb::RW16_TOKEN as u16;
 /// CDB byte of the READ/WRITE(16) transfer length (the field pointer for a length mismatch).
 const RW16_TRANSFER_LEN_BYTE: u16 = cdb::RW16_TRANSFER_LEN as u16;
 /// REPORT LUNS data: LUN LIST LENGTH 8 (one entry), 4 reserved bytes, then LUN 0.
@@ -50,8 +52,8 @@ pub struct DeviceCounters {
     pub sends: u64,
     /// READ(16)s to park, returned as [`Dispatch::Receive`].
     pub receives: u64,
-    /// WRITE(16)/READ(16) refused for carrying another nexus tag.
-    pub foreign_tag: u64,
+    /// WRITE(16)/READ(16) refused for a command token that is unknown or already used.
+    pub foreign_token: u64,
     /// WRITE(16)/READ(16) refused because the data buffer did not fit the transfer length.
     pub bad_length: u64,
     /// Commands refused for an unsupported operation code.
@@ -61,22 +63,28 @@ pub struct DeviceCounters {
 }
 
 /// The fcvpn virtual device: a processor LU answering INQUIRY, VPD, TEST UNIT READY, REQUEST
-/// SENSE and REPORT LUNS itself, and passing its nexus's WRITE(16)/READ(16) to the link.
+/// SENSE and REPORT LUNS itself, and passing its pair's WRITE(16)/READ(16) to the link.
 #[derive(Clone, Debug)]
 pub struct VirtualDevice {
     identity: DeviceIdentity,
-    nexus_tag: u64,
+    verifier: CommandVerifier,
     counters: DeviceCounters,
 }
 
 impl VirtualDevice {
-    /// A device reporting `identity` and accepting data commands tagged `nexus_tag`.
-    pub fn new(identity: DeviceIdentity, nexus_tag: u64) -> Self {
+    /// A device reporting `identity` and accepting data commands whose tokens `verifier`
+    /// accepts.
+    pub fn new(identity: DeviceIdentity, verifier: CommandVerifier) -> Self {
         Self {
             identity,
-            nexus_tag,
+            verifier,
             counters: DeviceCounters::default(),
         }
+    }
+
+    /// Gives the token verifier the wall clock (Unix seconds); call at least once a second.
+    pub fn tick(&mut self, unix_seconds: u64) {
+        self.verifier.tick(unix_seconds);
     }
 
     /// The identity reported in INQUIRY and VPD pages.
@@ -84,9 +92,9 @@ impl VirtualDevice {
         &self.identity
     }
 
-    /// The nexus tag data commands must carry.
-    pub fn nexus_tag(&self) -> u64 {
-        self.nexus_tag
+    /// The command token verifier.
+    pub fn verifier(&self) -> &CommandVerifier {
+        &self.verifier
     }
 
     /// The counters so far.
@@ -137,8 +145,8 @@ impl VirtualDevice {
                 let limit = usize::try_from(alloc_len).unwrap_or(usize::MAX);
                 complete_with_data(REPORT_LUNS_DATA.to_vec(), limit.min(data_in_len))
             }
-            Cdb::Write16 { tag, blocks } => self.write16(tag, blocks, data_out),
-            Cdb::Read16 { tag, blocks } => self.read16(tag, blocks, data_in_len),
+            Cdb::Write16 { token, blocks } => self.write16(token, blocks, data_out),
+            Cdb::Read16 { token, blocks } => self.read16(token, blocks, data_in_len),
         }
     }
 
@@ -156,13 +164,14 @@ impl VirtualDevice {
         }
     }
 
-    /// WRITE(16): ours and exactly `blocks` blocks of data-out, or refused.
-    fn write16<'a>(&mut self, tag: u64, blocks: u32, data_out: &'a [u8]) -> Dispatch<'a> {
-        if let Some(refusal) = self.refuse_foreign(tag) {
-            return refusal;
-        }
+    /// WRITE(16): exactly `blocks` blocks of data-out and a valid token, or refused. The
+    /// token is checked last, so that only a command that would be carried out uses it up.
+    fn write16<'a>(&mut self, token: u64, blocks: u32, data_out: &'a [u8]) -> Dispatch<'a> {
         if u64::try_from(data_out.len()).ok() != Some(transfer_len(blocks)) {
             return self.refuse_length();
+        }
+        if let Some(refusal) = self.refuse_foreign(token) {
+            return refusal;
         }
         if data_out.is_empty() {
             return Dispatch::Complete(Response::good());
@@ -171,15 +180,15 @@ impl VirtualDevice {
         Dispatch::Send { payload: data_out }
     }
 
-    /// READ(16): ours and fitting the data-in buffer, or refused.
-    fn read16<'a>(&mut self, tag: u64, blocks: u32, data_in_len: usize) -> Dispatch<'a> {
-        if let Some(refusal) = self.refuse_foreign(tag) {
-            return refusal;
-        }
+    /// READ(16): fitting the data-in buffer and with a valid token, or refused.
+    fn read16<'a>(&mut self, token: u64, blocks: u32, data_in_len: usize) -> Dispatch<'a> {
         let max_len = match usize::try_from(transfer_len(blocks)) {
             Ok(len) if len <= data_in_len => len,
             _ => return self.refuse_length(),
         };
+        if let Some(refusal) = self.refuse_foreign(token) {
+            return refusal;
+        }
         if max_len == 0 {
             return Dispatch::Complete(Response::good());
         }
@@ -187,13 +196,15 @@ impl VirtualDevice {
         Dispatch::Receive { max_len }
     }
 
-    /// A refusal when `tag` is not this device's nexus tag.
-    fn refuse_foreign<'a>(&mut self, tag: u64) -> Option<Dispatch<'a>> {
-        if tag == self.nexus_tag {
+    /// A refusal unless the verifier accepts `token` (which then counts as used).
+    fn refuse_foreign<'a>(&mut self, token: u64) -> Option<Dispatch<'a>> {
+        if self.verifier.verify(token).is_ok() {
             return None;
         }
-        bump(&mut self.counters.foreign_tag);
-        Some(check_condition(Sense::invalid_field_in_cdb(RW16_TAG_BYTE)))
+        bump(&mut self.counters.foreign_token);
+        Some(check_condition(Sense::invalid_field_in_cdb(
+            RW16_TOKEN_BYTE,
+        )))
     }
 
     /// INVALID FIELD IN CDB at the transfer length, counted as a bad length.

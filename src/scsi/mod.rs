@@ -10,6 +10,8 @@
 //! - [`status`]: SAM status codes;
 //! - [`identity`]: [`DeviceIdentity`], [`nexus_tag`] and the initiator's [`matches_inquiry`];
 //! - [`inquiry`] and [`vpd`]: the INQUIRY data and VPD pages, emitted and read back;
+//! - [`token`]: the command tokens of WRITE(16)/READ(16), [`CommandSigner`] and
+//!   [`CommandVerifier`];
 //! - [`device`]: [`VirtualDevice`], which every target backend drives;
 //! - [`response`]: [`Response`], the completion a backend returns.
 #![forbid(unsafe_code)]
@@ -21,6 +23,7 @@ pub mod inquiry;
 pub mod response;
 pub mod sense;
 pub mod status;
+pub mod token;
 pub mod vpd;
 mod wire;
 
@@ -30,3 +33,4 @@ pub use identity::{DeviceIdentity, matches_inquiry, nexus_tag};
 pub use inquiry::InquiryDataError;
 pub use response::Response;
 pub use sense::{AdditionalSense, Sense, SenseInfo, SenseKey, parse_sense};
+pub use token::{CommandSigner, CommandVerifier};

@@ -4,14 +4,27 @@
 //! `writes_in_flight` WRITE(16)s carrying batches. A failed or timed-out command loses at most
 //! its batch, which the link's reliability recovers; a run of failures marks the FC path down
 //! so traffic fails over, and reads back off so a dead fabric is not hammered.
+//!
+//! Every data command carries a fresh command token ([`CommandSigner`]). A token the target
+//! refuses (CHECK CONDITION, ILLEGAL REQUEST, INVALID FIELD IN CDB: the only invalid field our
+//! well-formed commands can have) jumps the signer's counter to the next second's slot start;
+//! READs pause briefly after each refusal so that a target that keeps refusing is not spun on.
+//! A run of IDLE answers that come back far sooner than the hold time (a target, or an
+//! impostor, answering at once instead of parking) also makes READs pause, doubling from
+//! [`IDLE_BACKOFF`] to [`IDLE_BACKOFF_MAX`], until a batch arrives.
 
 use std::collections::HashMap;
 use std::os::fd::BorrowedFd;
 use std::time::Duration;
 
-use super::{BackendError, FC_PATH, Reconnect, Transport, TransportCounters, block_round};
+use super::{
+    BackendError, FC_PATH, Reconnect, Transport, TransportCounters, WallClock, block_round,
+};
+use crate::crypto::fabric::FabricKey;
 use crate::link::Link;
-use crate::scsi::{SenseKey, cdb, parse_sense, status};
+use crate::link::wire::{BatchHeader, BatchType};
+use crate::scsi::token::Jump;
+use crate::scsi::{AdditionalSense, CommandSigner, SenseKey, cdb, parse_sense, status};
 
 /// Data direction of a command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,8 +100,12 @@ pub trait InitiatorBackend {
 /// Initiator tuning.
 #[derive(Debug, Clone)]
 pub struct InitiatorSettings {
-    /// The nexus tag for our CDBs.
-    pub nexus_tag: u64,
+    /// The pair's fabric key, for the command tokens of our CDBs.
+    pub fabric_key: FabricKey,
+    /// The target's READ hold time (an IDLE answer much sooner than this was not parked).
+    pub read_hold: Duration,
+    /// The wall clock until the driver sets it (command tokens need Unix seconds).
+    pub wall_clock: WallClock,
     /// READs kept parked at the target.
     pub reads_in_flight: usize,
     /// WRITEs in flight at most.
@@ -107,9 +124,18 @@ const FAILURE_STREAK: u32 = 3;
 const READ_BACKOFF: Duration = Duration::from_millis(10);
 /// Longest pause between READ attempts while the target does not answer.
 const READ_BACKOFF_MAX: Duration = Duration::from_millis(320);
+/// IDLE answers in a row, each sooner than a quarter of the hold time, that make READs pause.
+pub const QUICK_IDLE_STREAK: u32 = 4;
+/// First READ pause after a run of quick IDLE answers, doubled per further quick one.
+pub const IDLE_BACKOFF: Duration = Duration::from_millis(1);
+/// Longest READ pause after quick IDLE answers or token refusals.
+pub const IDLE_BACKOFF_MAX: Duration = Duration::from_millis(64);
+/// Shortest interval between two log lines about refused command tokens.
+const REFUSAL_LOG_EVERY: Duration = Duration::from_secs(60);
 
 struct Outstanding {
     dir: Direction,
+    issued: Duration,
     deadline: Duration,
 }
 
@@ -125,12 +151,22 @@ pub struct InitiatorPort<B> {
     streak: u32,
     counters: TransportCounters,
     reconnect: Reconnect,
+    signer: CommandSigner,
+    wall: WallClock,
+    /// Quick IDLE answers in a row.
+    quick_idles: u32,
+    /// Token refusals since the last GOOD completion.
+    refusals: u32,
+    /// When the last line about refused tokens was logged.
+    refusal_logged: Option<Duration>,
 }
 
 impl<B: InitiatorBackend> InitiatorPort<B> {
     /// A port over `backend`.
     pub fn new(backend: B, settings: InitiatorSettings) -> Self {
         let buffers = |n: usize| (0..n).map(|_| vec![0u8; settings.max_transfer]).collect();
+        let wall = settings.wall_clock;
+        let signer = CommandSigner::new(settings.fabric_key.clone(), wall.seconds(Duration::ZERO));
         Self {
             read_pool: buffers(settings.reads_in_flight),
             write_pool: buffers(settings.writes_in_flight),
@@ -146,6 +182,11 @@ impl<B: InitiatorBackend> InitiatorPort<B> {
             reads_after: Duration::ZERO,
             streak: 0,
             counters: TransportCounters::default(),
+            signer,
+            wall,
+            quick_idles: 0,
+            refusals: 0,
+            refusal_logged: None,
         }
     }
 
@@ -172,9 +213,11 @@ impl<B: InitiatorBackend> InitiatorPort<B> {
         match c.outcome {
             Outcome::Good { len } => {
                 self.streak = 0;
+                self.refusals = 0;
                 if o.dir == Direction::In {
                     self.counters.batches_in += 1;
                     let len = len.min(buffer.len());
+                    self.note_answer(now, o.issued, &buffer[..len]);
                     link.handle_batch(now, FC_PATH, &mut buffer[..len], deliver);
                 }
             }
@@ -188,6 +231,24 @@ impl<B: InitiatorBackend> InitiatorPort<B> {
         self.give_back(o.dir, buffer);
     }
 
+    /// Backs READs off after a run of IDLE answers that were not parked (see the module docs).
+    fn note_answer(&mut self, now: Duration, issued: Duration, data: &[u8]) {
+        let idle = BatchHeader::parse(data).is_ok_and(|h| h.batch_type == BatchType::Idle);
+        if !idle || now.saturating_sub(issued) >= self.settings.read_hold / 4 {
+            self.quick_idles = 0;
+            return;
+        }
+        self.quick_idles = self.quick_idles.saturating_add(1);
+        if self.quick_idles >= QUICK_IDLE_STREAK {
+            let doublings = (self.quick_idles - QUICK_IDLE_STREAK).min(6);
+            let pause = IDLE_BACKOFF
+                .saturating_mul(1 << doublings)
+                .min(IDLE_BACKOFF_MAX);
+            self.reads_after = self.reads_after.max(now + pause);
+            self.counters.idle_backoffs += 1;
+        }
+    }
+
     fn on_status(&mut self, now: Duration, st: u8, sense: &[u8], dir: Direction, link: &mut Link) {
         if st == status::BUSY || st == status::TASK_SET_FULL {
             self.counters.busy += 1;
@@ -195,10 +256,43 @@ impl<B: InitiatorBackend> InitiatorPort<B> {
             return;
         }
         self.counters.check_conditions += 1;
-        let unit_attention = parse_sense(sense).is_some_and(|s| s.key == SenseKey::UNIT_ATTENTION);
-        if !unit_attention {
+        let sense = parse_sense(sense);
+        if sense.is_some_and(|s| s.key == SenseKey::UNIT_ATTENTION) {
+            return;
+        }
+        let refused = sense.is_some_and(|s| {
+            s.key == SenseKey::ILLEGAL_REQUEST
+                && s.additional() == AdditionalSense::INVALID_FIELD_IN_CDB
+        });
+        if !refused || self.on_refused(now) {
             self.on_failure(now, dir, link);
         }
+    }
+
+    /// The target refused a token: jump the counter and pause READs. True when this counts as
+    /// a failure (the counter can jump no further: clocks or keys disagree).
+    fn on_refused(&mut self, now: Duration) -> bool {
+        self.counters.token_refusals += 1;
+        self.refusals = self.refusals.saturating_add(1);
+        let pause = IDLE_BACKOFF
+            .saturating_mul(1 << self.refusals.min(7))
+            .min(IDLE_BACKOFF_MAX);
+        self.reads_after = self.reads_after.max(now + pause);
+        let jump = self.signer.on_refused(now, self.wall.seconds(now));
+        if jump == Jump::Exhausted
+            && self
+                .refusal_logged
+                .is_none_or(|t| now >= t + REFUSAL_LOG_EVERY)
+        {
+            tracing::warn!(
+                "fc initiator: the target keeps refusing our command tokens ({} so far): check \
+                 that both hosts' clocks agree within {} s (NTP) and that the keys match",
+                self.counters.token_refusals,
+                crate::scsi::token::SKEW
+            );
+            self.refusal_logged = Some(now);
+        }
+        jump == Jump::Exhausted
     }
 
     fn on_failure(&mut self, now: Duration, dir: Direction, link: &mut Link) {
@@ -255,7 +349,12 @@ impl<B: InitiatorBackend> InitiatorPort<B> {
                 tracing::trace!(tag, ?dir, len, "fc initiator: submitted");
                 self.counters.commands += 1;
                 let deadline = now + self.timeout(dir);
-                self.outstanding.insert(tag, Outstanding { dir, deadline });
+                let o = Outstanding {
+                    dir,
+                    issued: now,
+                    deadline,
+                };
+                self.outstanding.insert(tag, o);
                 Ok(())
             }
             Err((buffer, e)) => {
@@ -280,8 +379,8 @@ impl<B: InitiatorBackend> InitiatorPort<B> {
             return Ok(());
         }
         let len = self.settings.max_transfer;
-        let read = cdb::read16(self.settings.nexus_tag, len);
         while let Some(buffer) = self.read_pool.pop() {
+            let read = cdb::read16(self.signer.sign(), len);
             self.submit(now, &read, Direction::In, buffer, len)?;
         }
         Ok(())
@@ -295,7 +394,7 @@ impl<B: InitiatorBackend> InitiatorPort<B> {
             };
             let padded = block_round(n).min(buffer.len());
             buffer[n..padded].fill(0);
-            let write = cdb::write16(self.settings.nexus_tag, padded);
+            let write = cdb::write16(self.signer.sign(), padded);
             self.counters.batches_out += 1;
             self.submit(now, &write, Direction::Out, buffer, padded)?;
         }
@@ -369,5 +468,9 @@ impl<B: InitiatorBackend> Transport for InitiatorPort<B> {
 
     fn counters(&self) -> TransportCounters {
         self.counters
+    }
+
+    fn set_wall_clock(&mut self, now: Duration, unix: Duration) {
+        self.wall.set(now, unix);
     }
 }

@@ -42,6 +42,35 @@ pub trait Transport {
     fn deadline(&self) -> Option<Duration>;
     /// Counters for `fcvpn show`.
     fn counters(&self) -> TransportCounters;
+    /// The wall clock: `unix` (time since the Unix epoch) read at `now`. The driver calls this
+    /// before each turn; transports that need wall-clock seconds (the FC command tokens) keep
+    /// the offset, so a stepped clock is followed.
+    fn set_wall_clock(&mut self, now: Duration, unix: Duration) {
+        let _ = (now, unix);
+    }
+}
+
+/// Wall-clock seconds on a port's monotonic time line: the Unix time at its time zero.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WallClock {
+    unix_at_zero: Duration,
+}
+
+impl WallClock {
+    /// A clock that read `unix` at time zero.
+    pub fn new(unix_at_zero: Duration) -> Self {
+        Self { unix_at_zero }
+    }
+
+    /// Re-reads the clock: `unix` at monotonic `now`.
+    pub fn set(&mut self, now: Duration, unix: Duration) {
+        self.unix_at_zero = unix.saturating_sub(now);
+    }
+
+    /// Whole Unix seconds at monotonic `now`.
+    pub fn seconds(&self, now: Duration) -> u64 {
+        self.unix_at_zero.saturating_add(now).as_secs()
+    }
 }
 
 /// SCSI-level counters of a transport.
@@ -63,8 +92,16 @@ pub struct TransportCounters {
     pub check_conditions: u64,
     /// BUSY or TASK SET FULL completions, retried.
     pub busy: u64,
-    /// Commands from strangers (wrong nexus tag) refused by the target.
+    /// Data commands refused by the target for an invalid command token (strangers' commands,
+    /// replays, a peer whose clock is beyond the allowed skew).
     pub foreign_commands: u64,
+    /// Commands the target refused for their token (initiator): each jumps the counter once.
+    #[serde(default)]
+    pub token_refusals: u64,
+    /// READ pauses after a run of IDLE answers that came back far sooner than the hold time
+    /// (initiator): the target is answering at once instead of parking.
+    #[serde(default)]
+    pub idle_backoffs: u64,
     /// Times the backend connection was lost.
     pub disconnects: u64,
     /// Times it was re-established.

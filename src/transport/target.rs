@@ -4,12 +4,20 @@
 //! to the link; a READ(16) of ours is **parked** until the link has a batch for the FC path,
 //! then completed with it. A READ parked for the hold time is answered with an IDLE batch (one
 //! block, never a zero-length transfer), well inside the initiator's command timeout.
+//!
+//! Only data commands with a valid command token ([`crate::scsi::token`]) are parked or reach
+//! the link, so a stranger on the LUN can neither take nor stall a batch. A refused command
+//! costs one table lookup and a CHECK CONDITION; a flood of them is taken in rounds of
+//! [`REFUSALS_PER_ROUND`], with the parked READs answered between rounds, so that it cannot
+//! crowd genuine commands out of one turn of the loop.
 
 use std::collections::VecDeque;
 use std::os::fd::BorrowedFd;
 use std::time::Duration;
 
-use super::{BackendError, FC_PATH, Reconnect, Transport, TransportCounters, block_round};
+use super::{
+    BackendError, FC_PATH, Reconnect, Transport, TransportCounters, WallClock, block_round,
+};
 use crate::link::{Link, wire};
 use crate::scsi::{Dispatch, VirtualDevice, status};
 
@@ -68,6 +76,8 @@ pub struct TargetSettings {
     pub max_transfer: usize,
     /// Pause between reconnection attempts.
     pub reconnect_every: Duration,
+    /// The wall clock until the driver sets it (command tokens need Unix seconds).
+    pub wall_clock: WallClock,
 }
 
 struct Parked {
@@ -85,10 +95,21 @@ pub struct TargetPort<B> {
     buf: Vec<u8>,
     counters: TransportCounters,
     reconnect: Reconnect,
+    wall: WallClock,
+    /// Foreign commands at the last log line about them, and when it was written.
+    foreign_logged: (u64, Option<Duration>),
 }
 
 /// Most READs parked at once; more are answered IDLE at once (the initiator keeps fewer).
 const MAX_PARKED: usize = 64;
+/// Commands refused with CHECK CONDITION in one round of a pump before the parked READs are
+/// answered again.
+pub const REFUSALS_PER_ROUND: usize = 64;
+/// Rounds in one pump: what is left waits for the next turn of the loop (the descriptor stays
+/// readable, so that turn comes at once), after the TUN device and the timers had theirs.
+const ROUNDS_PER_PUMP: usize = 4;
+/// Shortest interval between two log lines about refused commands.
+const FOREIGN_LOG_EVERY: Duration = Duration::from_secs(60);
 
 impl<B: TargetBackend> TargetPort<B> {
     /// A port serving `device` over `backend`.
@@ -98,6 +119,7 @@ impl<B: TargetBackend> TargetPort<B> {
             settings.reconnect_every,
             backend.is_connected(),
         );
+        let wall = settings.wall_clock;
         Self {
             buf: vec![0u8; settings.max_transfer.max(crate::scsi::BLOCK_LEN)],
             backend,
@@ -106,6 +128,8 @@ impl<B: TargetBackend> TargetPort<B> {
             parked: VecDeque::new(),
             counters: TransportCounters::default(),
             reconnect,
+            wall,
+            foreign_logged: (0, None),
         }
     }
 
@@ -120,28 +144,32 @@ impl<B: TargetBackend> TargetPort<B> {
         mut cmd: TargetCommand,
         link: &mut Link,
         deliver: &mut dyn FnMut(&[u8]),
-    ) -> Result<(), BackendError> {
+    ) -> Result<bool, BackendError> {
         self.counters.commands += 1;
         match self
             .device
             .dispatch(&cmd.cdb, &cmd.data_out, cmd.data_in_len)
         {
             Dispatch::Complete(r) => {
-                if r.status == status::CHECK_CONDITION {
+                let refused = r.status == status::CHECK_CONDITION;
+                if refused {
                     self.counters.check_conditions += 1;
                 }
                 self.backend
-                    .complete(cmd.id, r.status, &r.sense, &r.data_in)
+                    .complete(cmd.id, r.status, &r.sense, &r.data_in)?;
+                Ok(refused)
             }
             Dispatch::Send { .. } => {
                 tracing::trace!(id = cmd.id, len = cmd.data_out.len(), "fc target: WRITE");
                 self.counters.batches_in += 1;
                 link.handle_batch(now, FC_PATH, &mut cmd.data_out, deliver);
-                self.backend.complete(cmd.id, status::GOOD, &[], &[])
+                self.backend.complete(cmd.id, status::GOOD, &[], &[])?;
+                Ok(false)
             }
             Dispatch::Receive { max_len } => {
                 if self.parked.len() >= MAX_PARKED {
-                    return self.answer_idle(cmd.id);
+                    self.answer_idle(cmd.id)?;
+                    return Ok(false);
                 }
                 tracing::trace!(id = cmd.id, max_len, "fc target: READ parked");
                 self.parked.push_back(Parked {
@@ -149,7 +177,7 @@ impl<B: TargetBackend> TargetPort<B> {
                     max_len,
                     arrived: now,
                 });
-                Ok(())
+                Ok(false)
             }
         }
     }
@@ -200,15 +228,57 @@ impl<B: TargetBackend> TargetPort<B> {
         link: &mut Link,
         deliver: &mut dyn FnMut(&[u8]),
     ) -> Result<(), BackendError> {
-        while let Some(event) = self.backend.next_event()? {
-            match event {
-                TargetEvent::Command(cmd) => self.on_command(now, cmd, link, deliver)?,
-                TargetEvent::Abort(id) => self.parked.retain(|p| p.id != id),
+        self.device.tick(self.wall.seconds(now));
+        for _ in 0..ROUNDS_PER_PUMP {
+            let drained = self.take_events(now, link, deliver)?;
+            self.answer_parked(now, link)?;
+            self.expire_parked(now)?;
+            if drained {
+                break;
             }
         }
-        self.answer_parked(now, link)?;
-        self.expire_parked(now)?;
+        self.log_foreign(now);
         self.backend.flush()
+    }
+
+    /// Takes events until none is waiting (true) or [`REFUSALS_PER_ROUND`] commands were
+    /// refused (false).
+    fn take_events(
+        &mut self,
+        now: Duration,
+        link: &mut Link,
+        deliver: &mut dyn FnMut(&[u8]),
+    ) -> Result<bool, BackendError> {
+        let mut refused = 0;
+        while let Some(event) = self.backend.next_event()? {
+            match event {
+                TargetEvent::Command(cmd) => {
+                    refused += usize::from(self.on_command(now, cmd, link, deliver)?);
+                }
+                TargetEvent::Abort(id) => self.parked.retain(|p| p.id != id),
+            }
+            if refused >= REFUSALS_PER_ROUND {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// One line per [`FOREIGN_LOG_EVERY`] at most while commands with invalid tokens arrive.
+    fn log_foreign(&mut self, now: Duration) {
+        let foreign = self.device.counters().foreign_token;
+        let (logged, at) = self.foreign_logged;
+        if foreign == logged || at.is_some_and(|t| now < t + FOREIGN_LOG_EVERY) {
+            return;
+        }
+        tracing::warn!(
+            "fc target: {} data command(s) refused for an invalid command token ({foreign} so \
+             far): a stranger on the LUN, a replay, or a peer whose clock is more than {} s off \
+             ours (keep both hosts on NTP)",
+            foreign - logged,
+            crate::scsi::token::SKEW
+        );
+        self.foreign_logged = (foreign, Some(now));
     }
 
     fn on_disconnect(&mut self, now: Duration, link: &mut Link, why: &BackendError) {
@@ -253,8 +323,12 @@ impl<B: TargetBackend> Transport for TargetPort<B> {
 
     fn counters(&self) -> TransportCounters {
         TransportCounters {
-            foreign_commands: self.device.counters().foreign_tag,
+            foreign_commands: self.device.counters().foreign_token,
             ..self.counters
         }
+    }
+
+    fn set_wall_clock(&mut self, now: Duration, unix: Duration) {
+        self.wall.set(now, unix);
     }
 }

@@ -5,7 +5,7 @@
 use super::{
     BLOCK_LEN, CDB6_LEN, CDB12_LEN, CDB16_LEN, INQUIRY_ALLOC_LEN, INQUIRY_EVPD, INQUIRY_PAGE,
     OPCODE, REPORT_LUNS_ALLOC_LEN, REPORT_LUNS_SELECT, REQUEST_SENSE_ALLOC_LEN, REQUEST_SENSE_DESC,
-    RW16_TAG, RW16_TRANSFER_LEN, opcode,
+    RW16_TOKEN, RW16_TRANSFER_LEN, opcode,
 };
 
 /// A 6-byte CDB holding `opcode`, every other byte zero.
@@ -50,19 +50,19 @@ pub fn report_luns(select: u8, alloc_len: u32) -> [u8; CDB12_LEN] {
     cdb
 }
 
-/// WRITE(16) of `len_bytes` bytes (rounded up to whole blocks) carrying nexus tag `tag`.
+/// WRITE(16) of `len_bytes` bytes (rounded up to whole blocks) carrying command token `token`.
 ///
 /// Callers keep `len_bytes` ≤ [`MAX_TRANSFER_LEN`](super::MAX_TRANSFER_LEN); a longer length is still encoded (the block
 /// count saturates at `u32::MAX`) and the device refuses it.
-pub fn write16(tag: u64, len_bytes: usize) -> [u8; CDB16_LEN] {
-    rw16(opcode::WRITE_16, tag, len_bytes)
+pub fn write16(token: u64, len_bytes: usize) -> [u8; CDB16_LEN] {
+    rw16(opcode::WRITE_16, token, len_bytes)
 }
 
-/// READ(16) of up to `len_bytes` bytes (rounded up to whole blocks) carrying nexus tag `tag`.
+/// READ(16) of up to `len_bytes` bytes (rounded up to whole blocks) carrying command token `token`.
 ///
 /// The same length contract as [`write16`] applies.
-pub fn read16(tag: u64, len_bytes: usize) -> [u8; CDB16_LEN] {
-    rw16(opcode::READ_16, tag, len_bytes)
+pub fn read16(token: u64, len_bytes: usize) -> [u8; CDB16_LEN] {
+    rw16(opcode::READ_16, token, len_bytes)
 }
 
 /// Whole blocks needed for `len_bytes` bytes, saturating at `u32::MAX`.
@@ -70,10 +70,10 @@ pub fn blocks_for(len_bytes: usize) -> u32 {
     u32::try_from(len_bytes.div_ceil(BLOCK_LEN)).unwrap_or(u32::MAX)
 }
 
-fn rw16(opcode: u8, tag: u64, len_bytes: usize) -> [u8; CDB16_LEN] {
+fn rw16(opcode: u8, token: u64, len_bytes: usize) -> [u8; CDB16_LEN] {
     let mut cdb = [0u8; CDB16_LEN];
     cdb[OPCODE] = opcode;
-    cdb[RW16_TAG..RW16_TAG + 8].copy_from_slice(&tag.to_be_bytes());
+    cdb[RW16_TOKEN..RW16_TOKEN + 8].copy_from_slice(&token.to_be_bytes());
     cdb[RW16_TRANSFER_LEN..RW16_TRANSFER_LEN + 4]
         .copy_from_slice(&blocks_for(len_bytes).to_be_bytes());
     cdb

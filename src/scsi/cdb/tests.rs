@@ -19,8 +19,8 @@ fn write16_read16_pair_exact_bytes() {
     assert_eq!(write16(TAG, MIB), write);
     assert_eq!(read16(TAG, MIB), read);
     let blocks = 2048;
-    assert_eq!(parse(&write), Ok(Cdb::Write16 { tag: TAG, blocks }));
-    assert_eq!(parse(&read), Ok(Cdb::Read16 { tag: TAG, blocks }));
+    assert_eq!(parse(&write), Ok(Cdb::Write16 { token: TAG, blocks }));
+    assert_eq!(parse(&read), Ok(Cdb::Read16 { token: TAG, blocks }));
 }
 
 #[test]
@@ -81,8 +81,14 @@ fn builders_round_trip_through_parse() {
     for tag in [0, 1, TAG, u64::MAX] {
         for len in [0, 512, MIB, MAX_TRANSFER_LEN] {
             let blocks = blocks_for(len);
-            assert_eq!(parse(&write16(tag, len)), Ok(Cdb::Write16 { tag, blocks }));
-            assert_eq!(parse(&read16(tag, len)), Ok(Cdb::Read16 { tag, blocks }));
+            assert_eq!(
+                parse(&write16(tag, len)),
+                Ok(Cdb::Write16 { token: tag, blocks })
+            );
+            assert_eq!(
+                parse(&read16(tag, len)),
+                Ok(Cdb::Read16 { token: tag, blocks })
+            );
         }
     }
 }

@@ -1,15 +1,37 @@
 //! Behaviour tests of the virtual device, and its no-panic sweep over arbitrary CDBs.
 
 use super::*;
+use crate::crypto::PrivateKey;
+use crate::crypto::fabric::{FabricKey, FabricRole};
 use crate::scsi::cdb::{inquiry, read16, report_luns, request_sense, test_unit_ready, write16};
 use crate::scsi::status;
+use crate::scsi::token::slot_start;
 
+/// A token no verifier of the test pair accepts.
 const TAG: u64 = 0x0123_4567_89ab_cdef;
 const MIB: usize = 1024 * 1024;
+/// The device's wall clock (Unix seconds).
+const NOW: u64 = 1_700_000_000;
+
+/// The test pair's fabric key, as the target computes it.
+fn key() -> FabricKey {
+    let target = PrivateKey::from_bytes([0x22; 32]);
+    let initiator = PrivateKey::from_bytes([0x11; 32]).public_key();
+    FabricKey::derive(&target, &initiator, FabricRole::Target).unwrap()
+}
 
 fn device() -> VirtualDevice {
     let identity = DeviceIdentity::from_target_public(&core::array::from_fn(|i| i as u8));
-    VirtualDevice::new(identity, TAG)
+    let mut verifier = CommandVerifier::new(key());
+    verifier.tick(NOW);
+    VirtualDevice::new(identity, verifier)
+}
+
+/// The valid tokens of counters `slot_start(NOW) + 0 .. n`, each usable once.
+fn tokens(n: u64) -> Vec<u64> {
+    let key = key();
+    let base = slot_start(NOW).unwrap();
+    (0..n).map(|i| key.token(base + i)).collect()
 }
 
 fn good(data: &[u8]) -> Dispatch<'static> {
@@ -120,36 +142,45 @@ fn report_luns_lists_lun_0() {
 fn our_write16_sends_its_payload() {
     let mut dev = device();
     let payload = vec![0xA5; MIB];
-    let dispatch = dev.dispatch(&write16(TAG, MIB), &payload, 0);
+    let token = tokens(1)[0];
+    let dispatch = dev.dispatch(&write16(token, MIB), &payload, 0);
     assert_eq!(dispatch, Dispatch::Send { payload: &payload });
     assert_eq!(dev.counters().sends, 1);
+    // The same token again is a replay.
+    assert_eq!(
+        dev.dispatch(&write16(token, MIB), &payload, 0),
+        invalid_field(2)
+    );
+    assert_eq!(dev.counters().foreign_token, 1);
 }
 
 #[test]
 fn our_read16_is_parked_for_its_length() {
     let mut dev = device();
+    let t = tokens(2);
     assert_eq!(
-        dev.dispatch(&read16(TAG, MIB), &[], MIB),
+        dev.dispatch(&read16(t[0], MIB), &[], MIB),
         Dispatch::Receive { max_len: MIB }
     );
-    let short = dev.dispatch(&read16(TAG, 1000), &[], MIB);
+    let short = dev.dispatch(&read16(t[1], 1000), &[], MIB);
     assert_eq!(short, Dispatch::Receive { max_len: 1024 });
     assert_eq!(dev.counters().receives, 2);
 }
 
 #[test]
-fn foreign_tags_are_refused_and_counted() {
+fn foreign_tokens_are_refused_and_counted() {
     let mut dev = device();
     let payload = [0u8; 512];
+    let nexus_tag = crate::scsi::nexus_tag(&[1; 32], &[2; 32]);
     assert_eq!(
-        dev.dispatch(&write16(TAG ^ 1, 512), &payload, 0),
+        dev.dispatch(&write16(nexus_tag, 512), &payload, 0),
         invalid_field(2)
     );
     assert_eq!(dev.dispatch(&read16(0, 512), &[], 512), invalid_field(2));
     assert_eq!(dev.dispatch(&read16(!TAG, 0), &[], 0), invalid_field(2));
     let counters = dev.counters();
     assert_eq!(
-        (counters.foreign_tag, counters.sends, counters.receives),
+        (counters.foreign_token, counters.sends, counters.receives),
         (3, 0, 0)
     );
 }
@@ -180,8 +211,9 @@ fn mismatched_lengths_point_at_byte_10() {
 #[test]
 fn zero_block_transfers_complete_good_with_nothing() {
     let mut dev = device();
-    assert_eq!(dev.dispatch(&write16(TAG, 0), &[], 0), good(&[]));
-    assert_eq!(dev.dispatch(&read16(TAG, 0), &[], 4096), good(&[]));
+    let t = tokens(2);
+    assert_eq!(dev.dispatch(&write16(t[0], 0), &[], 0), good(&[]));
+    assert_eq!(dev.dispatch(&read16(t[1], 0), &[], 4096), good(&[]));
     let counters = dev.counters();
     assert_eq!((counters.sends, counters.receives), (0, 0));
 }
@@ -280,9 +312,9 @@ fn every_opcode_and_length_dispatches_without_panic() {
     assert_eq!(dev.counters().commands, count);
 }
 
-/// A pseudo-random CDB, biased towards our opcodes, tag and plausible lengths so that every
+/// A pseudo-random CDB, biased towards our opcodes, valid tokens and plausible lengths so that every
 /// branch of the device is reached.
-fn random_cdb(rng: &mut XorShift) -> Vec<u8> {
+fn random_cdb(rng: &mut XorShift, tokens: &[u64]) -> Vec<u8> {
     let len = rng.below(33);
     let mut cdb: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
     let opcodes = [0x00, 0x03, 0x12, 0x88, 0x8A, 0xA0];
@@ -295,8 +327,11 @@ fn random_cdb(rng: &mut XorShift) -> Vec<u8> {
         let (byte1, group) = (rng.below(8) == 0, rng.below(8) == 0);
         cdb[1] = if byte1 { cdb[1] } else { 0 };
         cdb[14] = if group { cdb[14] } else { 0 };
-        let tag = if rng.below(8) == 0 { rng.next() } else { TAG };
-        cdb[2..10].copy_from_slice(&tag.to_be_bytes());
+        let token = match rng.below(8) {
+            0 => rng.next(),
+            _ => tokens[rng.below(tokens.len() as u64)],
+        };
+        cdb[2..10].copy_from_slice(&token.to_be_bytes());
         let blocks = rng.below(40) as u32;
         cdb[10..14].copy_from_slice(&blocks.to_be_bytes());
     }
@@ -308,8 +343,9 @@ fn hundred_thousand_pseudo_random_cdbs_dispatch_without_panic() {
     let mut rng = XorShift(0x9E37_79B9_7F4A_7C15);
     let data_out = vec![0xC3; 20 * 512];
     let mut dev = device();
+    let tokens = tokens(20_000);
     for _ in 0..100_000 {
-        let cdb = random_cdb(&mut rng);
+        let cdb = random_cdb(&mut rng, &tokens);
         let out_len = match rng.below(3) {
             0 => rng.below(40) * 512,
             1 => rng.below(data_out.len() as u64 + 1),
@@ -324,7 +360,7 @@ fn hundred_thousand_pseudo_random_cdbs_dispatch_without_panic() {
     for (name, value) in [
         ("sends", c.sends),
         ("receives", c.receives),
-        ("foreign_tag", c.foreign_tag),
+        ("foreign_token", c.foreign_token),
         ("bad_length", c.bad_length),
         ("unknown_opcode", c.unknown_opcode),
         ("invalid_cdb", c.invalid_cdb),

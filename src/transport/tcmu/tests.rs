@@ -5,10 +5,13 @@ use std::time::Duration;
 use super::TcmuTarget;
 use super::fake_kernel::FakeKernel;
 use super::ring::Ring;
+use crate::crypto::fabric::{FabricKey, FabricRole};
 use crate::crypto::{LocalStatic, PrivateKey};
 use crate::link::{Entropy, Link, LinkConfig, PathConfig};
-use crate::scsi::{DeviceIdentity, VirtualDevice, nexus_tag, status};
+use crate::scsi::token::slot_start;
+use crate::scsi::{CommandVerifier, DeviceIdentity, VirtualDevice, nexus_tag, status};
 use crate::sys::tcmu::{entry, tmr};
+use crate::transport::WallClock;
 use crate::transport::target::{TargetBackend, TargetEvent, TargetPort, TargetSettings};
 use crate::transport::{FC_PATH, Transport};
 
@@ -116,17 +119,23 @@ fn rw16(op: u8, tag: u64, blocks: u32) -> [u8; 16] {
 #[test]
 fn the_target_port_serves_inquiry_and_parked_reads_over_the_ring() {
     let (target, initiator) = (key(1), key(2));
+    // The old nexus tag is public: it no longer opens anything.
     let tag = nexus_tag(target.public.as_bytes(), initiator.public.as_bytes());
+    let now_s = 1_700_000_000;
+    let fabric_key = FabricKey::derive(&target.private, &initiator.public, FabricRole::Target);
+    let fabric_key = fabric_key.unwrap();
     let device = VirtualDevice::new(
         DeviceIdentity::from_target_public(target.public.as_bytes()),
-        tag,
+        CommandVerifier::new(fabric_key.clone()),
     );
     let hold = Duration::from_millis(250);
     let settings = TargetSettings {
         read_hold: hold,
         max_transfer: 64 * 1024,
         reconnect_every: Duration::from_millis(200),
+        wall_clock: WallClock::new(Duration::from_secs(now_s)),
     };
+    let token = |i: u64| fabric_key.token(slot_start(now_s).unwrap() + i);
     let (mut k, backend) = backend();
     let mut port = TargetPort::new(backend, device, settings);
     let paths = vec![PathConfig::new(FC_PATH, "fc", 0, 64 * 1024)];
@@ -135,11 +144,12 @@ fn the_target_port_serves_inquiry_and_parked_reads_over_the_ring() {
     let mut deliver = |_: &[u8]| {};
 
     let inquiry = k.push_cmd(&[0x12, 0, 0, 0, 96, 0], &[], 96, 0xff).unwrap();
-    let foreign = k
-        .push_cmd(&rw16(0x88, tag ^ 1, 8), &[], 4096, 0xff)
-        .unwrap();
+    let foreign = k.push_cmd(&rw16(0x88, tag, 8), &[], 4096, 0xff).unwrap();
     let reads: Vec<u16> = (0..2)
-        .map(|_| k.push_cmd(&rw16(0x88, tag, 8), &[], 4096, 0xff).unwrap())
+        .map(|i| {
+            k.push_cmd(&rw16(0x88, token(i), 8), &[], 4096, 0xff)
+                .unwrap()
+        })
         .collect();
     port.drive(Duration::ZERO, &mut link, &mut deliver);
     let mut reaped = k.reap();
@@ -149,6 +159,7 @@ fn the_target_port_serves_inquiry_and_parked_reads_over_the_ring() {
     assert_eq!(inq.read_len, Some(36));
     let f = reaped.iter().find(|r| r.cmd_id == foreign).unwrap();
     assert_eq!((f.status, f.sense[2] & 0xf), (status::CHECK_CONDITION, 5));
+    assert_eq!(port.counters().foreign_commands, 1);
 
     // Every READ is answered by the end of the hold time: with a batch (the handshake) or
     // with IDLE; either way GOOD, whole blocks, and never a zero-length or stale transfer.
