@@ -16,6 +16,12 @@
 //!   16 hex digits, for the initiator whose private key is in FILE and the target PUB: the
 //!   token of counter `(unix_seconds << 20) + K`, which the target accepts once.
 //!
+//! Attack tools for the root suite `tests/attack.rs` (bounded by `--seconds`; SIGTERM stops
+//! them early; each prints a one-line summary of what it sent and what came back):
+//! - `fabric-stranger`: a keyless second initiator on the simulated fabric ([`stranger`]);
+//! - `udp-flood`: forged INITIATION and TRANSPORT datagrams from several addresses ([`flood`]);
+//! - `udp-relay` / `udp-replay`: capture genuine INITIATIONs, send them again ([`replay`]).
+//!
 //! Every network operation is bounded by `--timeout`; any failure exits non-zero with a message.
 
 use std::io::{ErrorKind, Read, Write};
@@ -27,6 +33,15 @@ use std::time::{Duration, Instant};
 use clap::{Parser, Subcommand};
 use fcvpn::crypto::fabric::{FabricKey, FabricRole};
 use fcvpn::crypto::{PrivateKey, PublicKey};
+
+#[path = "fcvpn-testkit/common.rs"]
+mod common;
+#[path = "fcvpn-testkit/flood.rs"]
+mod flood;
+#[path = "fcvpn-testkit/replay.rs"]
+mod replay;
+#[path = "fcvpn-testkit/stranger.rs"]
+mod stranger;
 use sha2::{Digest, Sha256};
 
 #[derive(Parser)]
@@ -95,6 +110,14 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         slot: u64,
     },
+    /// A keyless initiator on the simulated fabric parking READs or spraying WRITEs.
+    FabricStranger(stranger::StrangerArgs),
+    /// Forged INITIATION/TRANSPORT datagrams at a fixed rate from several addresses.
+    UdpFlood(flood::FloodArgs),
+    /// Forward datagrams, capturing the INITIATIONs among them.
+    UdpRelay(replay::RelayArgs),
+    /// Send captured datagrams again.
+    UdpReplay(replay::ReplayArgs),
 }
 
 fn main() -> ExitCode {
@@ -119,6 +142,10 @@ fn main() -> ExitCode {
         }
         Command::NexusTag { target, initiator } => nexus_tag(&target, &initiator),
         Command::Token { key, peer, slot } => command_token(&key, &peer, slot),
+        Command::FabricStranger(a) => stranger::run(&a),
+        Command::UdpFlood(a) => flood::run(&a),
+        Command::UdpRelay(a) => replay::relay(&a),
+        Command::UdpReplay(a) => replay::replay(&a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

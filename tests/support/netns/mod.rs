@@ -12,6 +12,7 @@
 
 #![allow(dead_code)]
 
+pub mod attacker;
 pub mod forged;
 pub mod iperf;
 pub mod ns;

@@ -43,6 +43,10 @@ pub struct Options {
     /// Per end, an `ethernet.endpoint` to use instead of the other end's listen address (e.g.
     /// a relay the test runs).
     pub endpoints: [Option<SocketAddr>; 2],
+    /// With [`Options::ethernet`]: leave out the `[fc]` section (an Ethernet-only link).
+    pub ethernet_only: bool,
+    /// Environment variables of both ends' `fcvpn up` (e.g. a test-only rekey interval).
+    pub env: Vec<(String, String)>,
 }
 
 impl Options {
@@ -75,6 +79,7 @@ pub struct Topology {
     /// The fabric's socket.
     pub socket: PathBuf,
     fabric_args: Vec<String>,
+    env: Vec<(String, String)>,
     fabric: Option<Child>,
     ends: [Option<Child>; 2],
     /// Every log file written so far, in order.
@@ -130,15 +135,7 @@ impl Topology {
             let path = dir.path().join(format!("{}.conf", names[i]));
             std::fs::write(
                 &path,
-                config_text(
-                    &names[i],
-                    &format!("{}.key", names[i]),
-                    ADDRS[i],
-                    &keys[1 - i].1,
-                    ROLES[i],
-                    &socket,
-                ) + &opts.fc_lines
-                    + &ethernet_section(opts, i),
+                end_config(opts, &names[i], &keys[1 - i].1, i, &socket),
             )?;
             configs.push(path);
         }
@@ -148,6 +145,7 @@ impl Topology {
             public_keys: [keys[0].1.clone(), keys[1].1.clone()],
             socket,
             fabric_args: opts.fabric_args.clone(),
+            env: opts.env.clone(),
             fabric: None,
             ends: [None, None],
             logs: Vec::new(),
@@ -249,6 +247,7 @@ impl Topology {
             }
             None => self.ns[i].exec(bin(), &up[1..]),
         };
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
         cmd.stdout(Stdio::null()).stderr(log);
         self.ends[i] = Some(cmd.spawn().expect("starting fcvpn up"));
     }
@@ -437,6 +436,23 @@ fn veth_pair(ns: &[Netns; 2]) -> io::Result<()> {
         ip(&["-n", ns[i].name(), "link", "set", dev, "mtu", "1500", "up"])?;
     }
     Ok(())
+}
+
+/// The configuration of end `i` (`name`, pinned to `peer_public`).
+fn end_config(opts: &Options, name: &str, peer_public: &str, i: usize, socket: &Path) -> String {
+    let text = config_text(
+        name,
+        &format!("{name}.key"),
+        ADDRS[i],
+        peer_public,
+        ROLES[i],
+        socket,
+    );
+    if opts.ethernet && opts.ethernet_only {
+        let fc = text.find("\n[fc]\n").map_or(text.len(), |at| at + 1);
+        return text[..fc].to_owned() + &ethernet_section(opts, i);
+    }
+    text + &opts.fc_lines + &ethernet_section(opts, i)
 }
 
 /// The `[ethernet]` section of end `i`, or nothing.
