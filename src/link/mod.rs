@@ -18,6 +18,7 @@
 
 pub mod config;
 pub mod event;
+mod fuzzing;
 mod handshake;
 pub mod path;
 mod receive;
