@@ -12,6 +12,8 @@ pub mod daemon;
 pub mod demo;
 pub mod driver;
 pub mod fabric;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod link;
 pub mod scsi;
 pub mod status;

@@ -18,7 +18,7 @@ pub mod handshake;
 mod ik;
 mod kdf;
 pub mod keys;
-mod mac;
+pub(crate) mod mac;
 pub mod noise;
 mod record;
 pub mod replay;

@@ -20,6 +20,7 @@ mod budget;
 pub mod config;
 mod desync;
 pub mod event;
+mod fuzzing;
 mod handshake;
 pub mod path;
 mod receive;
