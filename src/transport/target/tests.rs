@@ -226,6 +226,7 @@ fn pair_holding(target_hold: Duration) -> Pair {
         max_transfer: MAX_TRANSFER,
         command_timeout: Duration::from_millis(1500),
         reconnect_every: Duration::from_millis(200),
+        impostor_after: None,
     };
     Pair {
         stranger_tag: nexus_tag(t.public.as_bytes(), i.public.as_bytes()),
