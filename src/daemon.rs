@@ -225,6 +225,8 @@ fn link_config(cfg: &Config) -> LinkConfig {
     if let Some(e) = &cfg.ethernet {
         let mut eth = PathConfig::new(ETHERNET_PATH, "ethernet", 1, e.max_datagram);
         eth.max_in_flight = ETHERNET_WINDOW;
+        let (source, len) = crate::transport::udp::source_bytes(Some(e.endpoint));
+        eth.peer_source = Some(source[..len].to_vec());
         paths.push(eth);
     }
     let mut lc = LinkConfig::new(local, cfg.peer.public_key, paths);

@@ -115,8 +115,10 @@ pub struct HandshakeStatus {
     pub rejected_replay: u64,
     /// Messages that failed decryption or the pinned key, or had the wrong length.
     pub rejected_invalid: u64,
-    /// Responses matching no initiation of ours.
+    /// Responses or COOKIEs matching no initiation of ours.
     pub rejected_unexpected: u64,
+    /// Initiations answered with a COOKIE instead (the UDP path under load).
+    pub cookies_sent: u64,
     /// Simultaneous initiations resolved by ignoring the peer's.
     pub collisions: u64,
 }
@@ -130,6 +132,7 @@ impl HandshakeStatus {
             rejected_replay: r.handshake_replayed,
             rejected_invalid: r.handshake_invalid,
             rejected_unexpected: r.handshake_unexpected,
+            cookies_sent: r.handshake_cookie_sent,
             collisions: s.handshake_collisions,
         }
     }

@@ -56,6 +56,12 @@ fn stranger_initiation(to: usize, path: u8, n: u64) -> Vec<u8> {
     [header.as_slice(), &msg].concat()
 }
 
+/// A pool of stranger initiations to each side on `path`, reused round robin (making each
+/// costs the harness two DHs).
+fn stranger_pool(path: u8) -> [Vec<Vec<u8>>; 2] {
+    [0, 1].map(|to| (0..32).map(|n| stranger_initiation(to, path, n)).collect())
+}
+
 /// An initiation-shaped batch whose mac1 is wrong.
 fn garbage_initiation(path: u8, n: u64) -> Vec<u8> {
     let mut b = initiation_header(path).to_vec();
@@ -192,8 +198,9 @@ fn a_flood_on_one_path_does_not_spend_the_other_paths_budget() {
     pair.run_until(SEC);
     pair.restart(1, 1);
     // Stranger initiations with a valid mac1 on the Ethernet path: they spend its budget.
+    let pool = stranger_pool(1);
     let sent = run_flooded(&mut pair, SEC * 3, 2, &|to, n| {
-        stranger_initiation(to, 1, n)
+        pool[to][n as usize % 32].clone()
     });
     pair.run_until(pair.traffic_end() + SEC);
     let o = pair.finish();
@@ -214,5 +221,87 @@ fn a_flood_on_one_path_does_not_spend_the_other_paths_budget() {
         .map(|(t, _)| *t)
         .expect("the restarted side completed a handshake on FC");
     assert!(done < SEC + MS * 50, "at once: {done:?}");
+    assert!(tail_delivered(&o, 0, 2000) && tail_delivered(&o, 1, 2000));
+}
+
+#[test]
+fn rekeys_succeed_under_a_flood_of_initiations_that_spend_the_path_budget() {
+    let mut sc = steady(14, vec![SimPath::fc(Faults::NONE)], MS * 2, SEC * 8);
+    sc.tweak = |_, cfg| {
+        cfg.rekey_after = SEC;
+        cfg.reject_after = SEC * 3 / 2;
+    };
+    let mut pair = Pair::new(sc);
+    pair.run_until(MS * 100);
+    let established = [0, 1].map(|s| pair.links[s].stats(pair.now).handshakes);
+    // 5 stranger initiations a millisecond to each side, 250 times the path's answer budget.
+    let pool = stranger_pool(0);
+    let sent = run_flooded(&mut pair, SEC * 8, 5, &|to, n| {
+        pool[to][n as usize % 32].clone()
+    });
+    pair.run_until(pair.traffic_end() + SEC);
+    let o = pair.finish();
+    for (side, established) in established.iter().enumerate() {
+        let s = &o.stats[side];
+        let rekeys = s.handshakes - established;
+        assert!(rekeys >= 6, "side {side}: {rekeys} rekeys in 8 s of flood");
+        assert!(
+            s.rejected.handshake_rate_limited > sent / 2 * 9 / 10,
+            "side {side}: the flood was refused: {:?}",
+            s.rejected
+        );
+        let carrier_lost = o.events[side]
+            .iter()
+            .any(|(t, e)| *t > MS * 100 && *e == Event::Carrier(false));
+        assert!(!carrier_lost, "side {side}: the link never went down");
+        assert!(tail_delivered(&o, side, 100), "side {side}");
+        assert_eq!(s.recv.skipped, 0, "side {side}");
+    }
+}
+
+#[test]
+fn a_restarted_peer_gets_a_cookie_and_through_on_a_flooded_ethernet_path() {
+    let mut pair = Pair::new(steady(
+        15,
+        vec![SimPath::ethernet(Faults::NONE)],
+        MS * 2,
+        SEC * 6,
+    ));
+    pair.run_until(SEC);
+    assert!(pair.links.iter().all(|l| l.is_established()));
+    // Side 0 is flooded from other addresses: its Ethernet budget is spent before side 1
+    // restarts.
+    let pool = stranger_pool(1);
+    let mut n = 0u64;
+    let mut restarted = false;
+    while pair.now < SEC * 4 {
+        if !restarted && pair.now >= SEC + MS * 200 {
+            pair.restart(1, 1);
+            restarted = true;
+        }
+        for _ in 0..5 {
+            n += 1;
+            let source = format!("stranger {}", n % 7).into_bytes();
+            pair.inject_from(0, 1, source, pool[0][n as usize % 32].clone());
+        }
+        let next = pair.now + MS;
+        pair.run_until(next);
+    }
+    pair.run_until(pair.traffic_end() + SEC);
+    let o = pair.finish();
+    let r = &o.stats[0].rejected;
+    assert!(r.handshake_cookie_sent >= 1, "{r:?}");
+    assert!(
+        r.handshake_cookie_sent <= 10,
+        "cookies answer only the peer's address: {r:?}"
+    );
+    assert!(r.handshake_rate_limited > n * 9 / 10, "{r:?}");
+    let done = o.events[1]
+        .iter()
+        .find(|(_, e)| matches!(e, Event::HandshakeCompleted { .. }))
+        .map(|(t, _)| *t)
+        .expect("the restarted side got through with its cookie");
+    assert!(done < SEC * 3, "after one retry or two: {done:?}");
+    assert!(o.events[0].iter().any(|(_, e)| *e == Event::PeerRestarted));
     assert!(tail_delivered(&o, 0, 2000) && tail_delivered(&o, 1, 2000));
 }

@@ -8,8 +8,10 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use fcvpn::crypto::fabric::{FabricKey, FabricRole};
+use fcvpn::crypto::cookie::{COOKIE_REPLY_LEN, CookieMaker, open_cookie_reply};
 use fcvpn::crypto::handshake::{
     INITIATION_LEN, LocalStatic, PAYLOAD_LEN, RESPONSE_LEN, consume_initiation, create_initiation,
+    initiation_mac1, initiation_mac2, initiation_mac2_covered, set_initiation_mac2,
 };
 use fcvpn::crypto::{PrivateKey, PublicKey, Session};
 use fcvpn::link::wire::{AckRange, BatchHeader, BatchType, FLAG_LZ4, FrameWriter, HEADER_LEN};
@@ -97,6 +99,48 @@ fn compute() -> Vectors {
         (
             "response_batch",
             hex::encode([resp_header.as_slice(), &resp].concat()),
+        ),
+    ]);
+
+    // mac2: the proof of this session in a later initiation, and a cookie of a UDP source.
+    let proof = initiator_keys.proof_key(true);
+    assert_eq!(*proof, *responder_keys.proof_key(false));
+    let mut proved = init;
+    set_initiation_mac2(&proof[..], &init_header, &mut proved);
+    let source = source_bytes([10, 0, 0, 1], 5000);
+    let maker = CookieMaker::new(&responder.public, [0x33; 32], Duration::ZERO);
+    let cookie = maker.cookie(&source);
+    let cookie_header = header(BatchType::Cookie, 0, COOKIE_REPLY_LEN, 0);
+    let mut reply = [0u8; COOKIE_REPLY_LEN];
+    maker.reply(&source, &initiation_mac1(&init), [0x44; 24], &mut reply);
+    assert_eq!(
+        open_cookie_reply(&responder.public, &initiation_mac1(&init), &reply),
+        Some(cookie)
+    );
+    let mut with_cookie = init;
+    set_initiation_mac2(&cookie, &init_header, &mut with_cookie);
+    assert!(maker.mac2_valid(
+        &source,
+        &initiation_mac2_covered(&init_header, &with_cookie),
+        initiation_mac2(&with_cookie)
+    ));
+    v.entry("handshake.txt").or_default().extend([
+        ("session_proof_key", hex::encode(&proof[..])),
+        (
+            "initiation_batch_session_proved",
+            hex::encode([init_header.as_slice(), &proved].concat()),
+        ),
+        ("cookie_secret", hex::encode([0x33u8; 32])),
+        ("cookie_source", hex::encode(source)),
+        ("cookie", hex::encode(cookie)),
+        ("cookie_nonce", hex::encode([0x44u8; 24])),
+        (
+            "cookie_batch",
+            hex::encode([cookie_header.as_slice(), &reply].concat()),
+        ),
+        (
+            "initiation_batch_with_cookie",
+            hex::encode([init_header.as_slice(), &with_cookie].concat()),
         ),
     ]);
 
@@ -259,6 +303,15 @@ fn token_by_hand(k_fab: &[u8; 32], c: u64) -> u64 {
     Mac::update(&mut mac, &c.to_le_bytes());
     let out: [u8; 32] = mac.finalize().into_bytes().into();
     u64::from_be_bytes(out[..8].try_into().unwrap())
+}
+
+/// A UDP source as the link's cookies see it (SPEC §8.7): IPv4-mapped IPv6 address, port.
+fn source_bytes(ip: [u8; 4], port: u16) -> [u8; 18] {
+    let mut b = [0u8; 18];
+    b[10..12].copy_from_slice(&[0xff, 0xff]);
+    b[12..16].copy_from_slice(&ip);
+    b[16..].copy_from_slice(&port.to_be_bytes());
+    b
 }
 
 /// An IDLE batch padded to one 512-byte block, as a parked READ is answered with.

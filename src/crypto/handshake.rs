@@ -1,39 +1,56 @@
-//! fcvpn's handshake: Noise IK with a fixed 32-byte payload and a mac1.
+//! fcvpn's handshake: Noise IK with a fixed 32-byte payload, a mac1 and a
+//! mac2.
 //!
 //! Message bodies (each preceded on the wire by the link's 24-byte batch
-//! header, which is MACed but not built here):
+//! header, which is mixed into the Noise transcript and MACed, but not built
+//! here):
 //!
 //! ```text
-//! initiation (144) = e (32) ‖ enc(s) (32+16) ‖ enc(payload) (32+16) ‖ mac1 (16)
+//! initiation (160) = e (32) ‖ enc(s) (32+16) ‖ enc(payload) (32+16) ‖ mac1 (16) ‖ mac2 (16)
 //! response    (96) = e (32) ‖ enc(payload) (32+16) ‖ mac1 (16)
 //! ```
 //!
 //! mac1 is keyed by whoever receives the message (see `mac.rs`) and is
-//! checked before any Diffie-Hellman. After the response the initiator sends
-//! with the first key of `Split()` and the responder with the second.
-//! Ephemeral keys arrive as random bytes from the caller: nothing here reads
-//! an entropy source or a clock.
+//! checked before any Diffie-Hellman. mac2 is zero, or proves something
+//! cheap to check before any DH: that the initiator holds the current session
+//! ([`SessionKeys::proof_key`]) or a cookie of the responder (`cookie.rs`).
+//! The header is `MixHash`ed before each message's tokens, so a header
+//! rewritten in transit (path, receiver) fails decryption even with a
+//! recomputed mac1. After the response the initiator sends with the first
+//! key of `Split()` and the responder with the second. Ephemeral keys arrive
+//! as random bytes from the caller: nothing here reads an entropy source or a
+//! clock.
 
 use core::fmt;
 
 use zeroize::Zeroizing;
 
 use super::ik;
+use super::kdf::hash;
 use super::keys::{KEY_LEN, Key, PrivateKey, PublicKey};
-use super::mac::{MAC1_LEN, Mac1Key};
+use super::mac::{MAC1_LEN, Mac1Key, mac16};
 use super::noise::{HashChain, NoiseError, PROLOGUE, SymmetricState};
 
 /// Length of the opaque payload each handshake message carries encrypted.
 pub const PAYLOAD_LEN: usize = 32;
 
 /// Length of an initiation body.
-pub const INITIATION_LEN: usize = 144;
+pub const INITIATION_LEN: usize = 160;
+
+/// Length of an initiation's mac2 (its last bytes).
+pub const MAC2_LEN: usize = 16;
 
 /// Length of a response body.
 pub const RESPONSE_LEN: usize = 96;
 
-/// Initiation body without mac1.
-const INITIATION_NOISE_LEN: usize = INITIATION_LEN - MAC1_LEN;
+/// Initiation body without mac1 and mac2.
+const INITIATION_NOISE_LEN: usize = INITIATION_LEN - MAC1_LEN - MAC2_LEN;
+
+/// Initiation body up to mac2 (what mac2 covers after the header).
+const INITIATION_MAC2_AT: usize = INITIATION_LEN - MAC2_LEN;
+
+/// Domain-separation label of the session proof key.
+const LABEL_PROOF: &[u8] = b"fcvpn v2 session proof";
 
 /// Response body without mac1.
 const RESPONSE_NOISE_LEN: usize = RESPONSE_LEN - MAC1_LEN;
@@ -94,6 +111,58 @@ pub struct SessionKeys {
     pub send: Key,
     /// Key for the batches this side opens.
     pub recv: Key,
+}
+
+impl SessionKeys {
+    /// The key of the mac2 that proves, in a later initiation, that its
+    /// sender holds this session: `HASH(label ‖ initiator-to-responder key ‖
+    /// responder-to-initiator key)`, the same on both sides. `initiator` is
+    /// whether this side initiated the handshake that made these keys.
+    pub fn proof_key(&self, initiator: bool) -> Zeroizing<[u8; KEY_LEN]> {
+        let (i2r, r2i) = if initiator {
+            (&self.send, &self.recv)
+        } else {
+            (&self.recv, &self.send)
+        };
+        Zeroizing::new(hash(&[LABEL_PROOF, i2r.as_bytes(), r2i.as_bytes()]))
+    }
+}
+
+/// Writes `mac2 = MAC16(key, header ‖ initiation up to mac2)` into `msg`.
+/// `key` is a session proof key (32 bytes) or a cookie (16 bytes).
+pub fn set_initiation_mac2(key: &[u8], header: &[u8], msg: &mut [u8; INITIATION_LEN]) {
+    let (covered, mac2) = msg.split_at_mut(INITIATION_MAC2_AT);
+    mac2.copy_from_slice(&mac16(key, &[header, covered]));
+}
+
+/// What an initiation's mac2 covers: the header, then the body up to mac2.
+/// `msg` must be [`INITIATION_LEN`] bytes.
+pub fn initiation_mac2_covered<'a>(header: &'a [u8], msg: &'a [u8]) -> [&'a [u8]; 2] {
+    [header, &msg[..INITIATION_MAC2_AT]]
+}
+
+/// The mac2 field of an initiation of [`INITIATION_LEN`] bytes.
+pub fn initiation_mac2(msg: &[u8]) -> &[u8] {
+    &msg[INITIATION_MAC2_AT..]
+}
+
+/// The mac1 field of an initiation of [`INITIATION_LEN`] bytes (what a
+/// COOKIE answering it is bound to).
+pub fn initiation_mac1(msg: &[u8]) -> [u8; MAC1_LEN] {
+    let mut mac1 = [0u8; MAC1_LEN];
+    mac1.copy_from_slice(&msg[INITIATION_NOISE_LEN..INITIATION_MAC2_AT]);
+    mac1
+}
+
+/// Whether the initiation's mac2 is right for `key` (compared in constant
+/// time). One MAC, no DH.
+pub fn initiation_mac2_valid(key: &[u8], header: &[u8], msg: &[u8]) -> bool {
+    if msg.len() != INITIATION_LEN {
+        return false;
+    }
+    let want = mac16(key, &initiation_mac2_covered(header, msg));
+    let got = initiation_mac2(msg);
+    want.iter().zip(got).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
 }
 
 /// The initiator's state between sending an initiation and receiving the
@@ -193,8 +262,10 @@ impl PeerStatics {
         out: &mut [u8; INITIATION_LEN],
     ) -> InitiatorHandshake {
         let ephemeral = PrivateKey::from_bytes(ephemeral);
-        let (body, mac1) = out.split_at_mut(INITIATION_NOISE_LEN);
-        let chain = HashChain::new(PROLOGUE);
+        let (body, macs) = out.split_at_mut(INITIATION_NOISE_LEN);
+        let (mac1, mac2) = macs.split_at_mut(MAC1_LEN);
+        mac2.fill(0);
+        let chain = transcript(header);
         let ss = self.ss.as_deref();
         let state = ik::write_initiation(
             chain,
@@ -225,8 +296,8 @@ impl PeerStatics {
         if msg.len() != INITIATION_LEN {
             return Err(HandshakeError::WrongLength);
         }
-        let (body, mac1) = msg.split_at(INITIATION_NOISE_LEN);
-        if !self.mac1_to_local.verify(header, body, mac1) {
+        let (body, macs) = msg.split_at(INITIATION_NOISE_LEN);
+        if !self.mac1_to_local.verify(header, body, &macs[..MAC1_LEN]) {
             return Err(HandshakeError::BadMac1);
         }
         Ok(())
@@ -244,7 +315,7 @@ impl PeerStatics {
         self.check_initiation_mac1(header, msg)?;
         let body = &msg[..INITIATION_NOISE_LEN];
         let mut payload = Zeroizing::new([0u8; PAYLOAD_LEN]);
-        let chain = HashChain::new(PROLOGUE);
+        let chain = transcript(header);
         let ss = self.ss.as_deref();
         let initiation =
             ik::read_initiation(chain, &self.local, &self.remote, ss, body, &mut payload[..])?;
@@ -255,6 +326,14 @@ impl PeerStatics {
             payload,
         })
     }
+}
+
+/// The transcript before an initiation's tokens: protocol name, prologue,
+/// then the batch header that precedes the initiation.
+fn transcript(header: &[u8]) -> HashChain {
+    let mut chain = HashChain::new(PROLOGUE);
+    chain.mix_hash(header);
+    chain
 }
 
 /// [`PeerStatics::create_initiation`] for a pair used once.
@@ -278,8 +357,8 @@ pub fn check_initiation_mac1(
     if msg.len() != INITIATION_LEN {
         return Err(HandshakeError::WrongLength);
     }
-    let (body, mac1) = msg.split_at(INITIATION_NOISE_LEN);
-    if !Mac1Key::for_receiver(&local.public).verify(header, body, mac1) {
+    let (body, macs) = msg.split_at(INITIATION_NOISE_LEN);
+    if !Mac1Key::for_receiver(&local.public).verify(header, body, &macs[..MAC1_LEN]) {
         return Err(HandshakeError::BadMac1);
     }
     Ok(())
@@ -316,8 +395,10 @@ impl ResponderHandshake {
     ) -> SessionKeys {
         let ephemeral = PrivateKey::from_bytes(ephemeral);
         let (body, mac1) = out.split_at_mut(RESPONSE_NOISE_LEN);
+        let mut state = self.state;
+        state.mix_hash(header);
         let state = ik::write_response(
-            self.state,
+            state,
             &self.remote_ephemeral,
             &self.remote_static,
             &ephemeral,
@@ -368,13 +449,9 @@ impl InitiatorHandshake {
             return Err(HandshakeError::BadMac1);
         }
         let mut payload = [0u8; PAYLOAD_LEN];
-        let state = ik::read_response(
-            state.clone(),
-            &self.local,
-            &self.ephemeral,
-            body,
-            &mut payload,
-        )?;
+        let mut state = state.clone();
+        state.mix_hash(header);
+        let state = ik::read_response(state, &self.local, &self.ephemeral, body, &mut payload)?;
         let (send, recv) = state.split();
         Ok((SessionKeys { send, recv }, payload))
     }
@@ -414,8 +491,13 @@ mod tests {
 
     /// Recomputes mac1 after an edit, as anyone knowing `receiver` can.
     fn remac(receiver: &PublicKey, header: &[u8], msg: &mut [u8]) {
-        let (body, mac1) = msg.split_at_mut(msg.len() - MAC1_LEN);
-        mac1.copy_from_slice(&Mac1Key::for_receiver(receiver).compute(header, body));
+        let noise_len = if msg.len() == INITIATION_LEN {
+            INITIATION_NOISE_LEN
+        } else {
+            msg.len() - MAC1_LEN
+        };
+        let (body, rest) = msg.split_at_mut(noise_len);
+        rest[..MAC1_LEN].copy_from_slice(&Mac1Key::for_receiver(receiver).compute(header, body));
     }
 
     /// Hands a response to the initiator, expecting a refusal; returns the
@@ -505,7 +587,7 @@ mod tests {
     fn every_bit_flip_of_the_initiation_is_refused() {
         let (alice, bob) = (party(1), party(2));
         let (_, init) = initiate(&alice, &bob.public);
-        for pos in 0..INITIATION_LEN {
+        for pos in 0..INITIATION_MAC2_AT {
             for bit in 0..8 {
                 let mut msg = init;
                 msg[pos] ^= 1 << bit;
@@ -524,6 +606,61 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn mac2_is_checked_apart_and_covers_everything_before_it() {
+        let (alice, bob) = (party(1), party(2));
+        let (_, mut init) = initiate(&alice, &bob.public);
+        assert_eq!(initiation_mac2(&init), &[0; MAC2_LEN]);
+        let key = [0x5a; 16];
+        set_initiation_mac2(&key, INIT_HEADER, &mut init);
+        assert!(initiation_mac2_valid(&key, INIT_HEADER, &init));
+        assert!(!initiation_mac2_valid(&[0x5b; 16], INIT_HEADER, &init));
+        assert!(!initiation_mac2_valid(&key, RESP_HEADER, &init));
+        for pos in 0..INITIATION_LEN {
+            let mut msg = init;
+            msg[pos] ^= 0x10;
+            assert!(
+                !initiation_mac2_valid(&key, INIT_HEADER, &msg),
+                "byte {pos}"
+            );
+        }
+        // mac2 is outside mac1 and the transcript: the link decides what it proves.
+        let received = consume_initiation(&bob, &alice.public, INIT_HEADER, &init);
+        assert!(received.is_ok());
+        assert_eq!(initiation_mac1(&init), init[128..144]);
+    }
+
+    #[test]
+    fn a_rewritten_header_with_a_recomputed_mac1_fails_decryption() {
+        let (alice, bob) = (party(1), party(2));
+        let (hs, mut init) = initiate(&alice, &bob.public);
+        let other = b"initiation batch headeR.";
+        remac(&bob.public, other, &mut init);
+        let err = consume_initiation(&bob, &alice.public, other, &init).err();
+        assert_eq!(err, Some(HandshakeError::Decrypt));
+        let (hs2, init) = initiate(&alice, &bob.public);
+        let (_, mut resp) =
+            respond(consume_initiation(&bob, &alice.public, INIT_HEADER, &init).expect("genuine"));
+        remac(&alice.public, other, &mut resp);
+        let (_, err) = refused(hs2, other, &resp);
+        assert_eq!(err, HandshakeError::Decrypt);
+        drop(hs);
+    }
+
+    #[test]
+    fn both_sides_derive_the_same_session_proof_key() {
+        let (alice, bob) = (party(1), party(2));
+        let (hs, init) = initiate(&alice, &bob.public);
+        let (bob_keys, resp) =
+            respond(consume_initiation(&bob, &alice.public, INIT_HEADER, &init).expect("genuine"));
+        let (alice_keys, _) = hs.consume_response(RESP_HEADER, &resp).expect("genuine");
+        let a = alice_keys.proof_key(true);
+        assert_eq!(*a, *bob_keys.proof_key(false));
+        assert_ne!(*a, *alice_keys.proof_key(false));
+        assert_ne!(&*a, alice_keys.send.as_bytes());
+        assert_ne!(&*a, alice_keys.recv.as_bytes());
     }
 
     #[test]
@@ -713,8 +850,8 @@ mod tests {
         assert_eq!(lines[9].1, VECTOR_INITIATOR_RECV);
     }
 
-    const VECTOR_INITIATION: &str = "4c2817a9d668ed844d2f95b93b69ecb8485095783a015a424164b0d09702894f260000a48b0482250bf23a1956eb7bb7030dacda42d173b3b59b1f0da5a3a19380930ca5e31ee8e6b228fa38ce6f6a7fcff9b6d76d734f0630be00f47251e04ae407c28f59a0d6e806983faa3b0a02da62f8b69620541aa1906b14a5cba9538a68b648d32dfe90e11dcdb6aa671e025c";
-    const VECTOR_RESPONSE: &str = "19d80204bf85f3e1118e1b23410c88f0d0eeced5156f4c5bdf347b14ed7ec63f2648e8b512fc709678fdf96e5ca892d184a837445b601818880f4d1a00493545d4e1e0749a398331ca267f743ee43aa06585f0107b511e9ab1d0483243ad8e7c";
+    const VECTOR_INITIATION: &str = "4c2817a9d668ed844d2f95b93b69ecb8485095783a015a424164b0d09702894f260000a48b0482250bf23a1956eb7bb7030dacda42d173b3b59b1f0da5a3a193cb930a8d5cb3832a4d2ef893a111374acff9b6d76d734f0630be00f47251e04ae407c28f59a0d6e806983faa3b0a02da18f692e8617091d1d38fe27ad9afb84b807a34ee6fc5f559ac0da2e239e5e5f600000000000000000000000000000000";
+    const VECTOR_RESPONSE: &str = "19d80204bf85f3e1118e1b23410c88f0d0eeced5156f4c5bdf347b14ed7ec63f2648e8b512fc709678fdf96e5ca892d184a837445b601818880f4d1a004935458fc7e0df74c27e0675ea495997ae3c6647d7f78046bb91d3e2347fd80fec9a47";
     const VECTOR_INITIATOR_SEND: &str =
         "2b363976823f5a8510fa660c3ecec006e22aefe2353ab4111d9260411a807761";
     const VECTOR_INITIATOR_RECV: &str =

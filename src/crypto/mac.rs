@@ -52,6 +52,20 @@ impl Mac1Key {
     }
 }
 
+/// Keyed BLAKE2s with a 16-byte output over the concatenation of `parts`, for a key of 1 to
+/// 32 bytes (mac2 and cookies).
+///
+/// # Panics
+/// If `key` is empty or longer than 32 bytes; every caller passes a 16- or 32-byte key.
+pub(crate) fn mac16(key: &[u8], parts: &[&[u8]]) -> [u8; MAC1_LEN] {
+    let mut mac = <Blake2sMac128 as KeyInit>::new_from_slice(key)
+        .expect("BLAKE2s takes keys of 1 to 32 bytes");
+    for part in parts {
+        Mac::update(&mut mac, part);
+    }
+    mac.finalize().into_bytes().into()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,7 +6,8 @@
 //! as `<redacted>`.
 //!
 //! - [`keys`]: X25519 key pairs, symmetric keys, base64, fingerprints;
-//! - [`handshake`]: `Noise_IK_25519_ChaChaPoly_BLAKE2s` with mac1, giving [`SessionKeys`];
+//! - [`handshake`]: `Noise_IK_25519_ChaChaPoly_BLAKE2s` with mac1 and mac2, giving [`SessionKeys`];
+//! - [`cookie`]: cookies for a datagram path under load (mac2 bound to the source address);
 //! - [`session`]: sealing and opening batch bodies, counters, rekey limits;
 //! - [`replay`]: the 8192-bit anti-replay window;
 //! - [`fabric`]: the fabric key behind the command tokens of the SCSI data commands.
@@ -14,6 +15,7 @@
 
 mod cipher;
 pub mod fabric;
+pub mod cookie;
 pub mod handshake;
 mod ik;
 mod kdf;

@@ -12,7 +12,7 @@ use super::kdf::{HASH_LEN, hash, hkdf2};
 use super::keys::Key;
 
 /// Prologue mixed into every fcvpn handshake, after the protocol name.
-pub const PROLOGUE: &[u8] = b"fcvpn v1";
+pub const PROLOGUE: &[u8] = b"fcvpn v2";
 
 /// The full Noise protocol name. It is 33 bytes, longer than `HASHLEN`, so
 /// the initial `h` is its hash.

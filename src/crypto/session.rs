@@ -19,8 +19,10 @@ use core::time::Duration;
 
 use super::cipher::Aead;
 use super::handshake::SessionKeys;
+use super::keys::KEY_LEN;
 use super::record::{fits_nonce, nonce, record_range};
 use super::replay::ReplayWindow;
+use zeroize::Zeroizing;
 
 pub use super::cipher::TAG_LEN;
 pub use super::record::{RECORD_LEN, plain_len, sealed_len};
@@ -73,6 +75,8 @@ pub struct Session {
     next_counter: u64,
     /// One window per lane; [`Session::open_lane`] says which.
     replay: [ReplayWindow; REPLAY_LANES],
+    /// Keys the mac2 of a later initiation that proves its sender holds this session.
+    proof: Zeroizing<[u8; KEY_LEN]>,
 }
 
 impl fmt::Debug for Session {
@@ -106,6 +110,7 @@ impl Session {
         initiator: bool,
     ) -> Self {
         Self {
+            proof: keys.proof_key(initiator),
             send: Aead::new(&keys.send),
             recv: Aead::new(&keys.recv),
             local_index,
@@ -135,6 +140,11 @@ impl Session {
     /// Whether this side initiated the handshake.
     pub fn is_initiator(&self) -> bool {
         self.initiator
+    }
+
+    /// The session proof key (see [`SessionKeys::proof_key`]).
+    pub fn proof_key(&self) -> &[u8; KEY_LEN] {
+        &self.proof
     }
 
     /// The next send counter: 0, 1, 2, … Each must seal exactly one batch.

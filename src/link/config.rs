@@ -55,6 +55,11 @@ pub struct PathConfig {
     /// a fixed number of commands) needs none; a datagram path needs one below what the
     /// socket buffers and the network hold, or bursts overflow them.
     pub max_in_flight: usize,
+    /// A datagram path: the address the peer's datagrams come from, in the encoding
+    /// [`crate::link::Link::handle_datagram`] is given. COOKIE replies go to the peer (the
+    /// transport sends to the peer's endpoint), so when this is set they answer only
+    /// initiations from it: strangers elsewhere can neither trigger nor spend them.
+    pub peer_source: Option<Vec<u8>>,
 }
 
 impl PathConfig {
@@ -68,6 +73,7 @@ impl PathConfig {
             probe_interval: Duration::from_millis(50),
             dead_after: Duration::from_millis(200),
             max_in_flight: usize::MAX,
+            peer_source: None,
         }
     }
 }

@@ -5,9 +5,15 @@
 use std::time::Duration;
 
 use super::wire::{BatchHeader, BatchType, HEADER_LEN};
-use super::{Event, Link, Pending};
+use super::{Event, Link, Pending, ReceivedCookie};
 use crate::crypto::Session;
+use crate::crypto::cookie::{
+    COOKIE_LIFETIME, COOKIE_NONCE_LEN, COOKIE_REPLY_LEN, open_cookie_reply,
+};
 use crate::crypto::handshake::{self as noise_hs, INITIATION_LEN, PAYLOAD_LEN, RESPONSE_LEN};
+
+/// Most COOKIE replies a link sends per second (all paths).
+const COOKIE_REPLIES_PER_SECOND: u32 = 50;
 
 /// The link's payload inside both handshake messages (encrypted by Noise).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,14 +79,30 @@ impl Link {
         let handshake =
             self.statics
                 .create_initiation(ephemeral, &hello.encode(), &header, &mut msg);
+        if let Some(key) = self.mac2_key(now, path) {
+            noise_hs::set_initiation_mac2(&key, &header, &mut msg);
+        }
         let attempts = self.sessions.pending.as_ref().map_or(0, |p| p.attempts + 1);
         self.sessions.pending = Some(Pending {
             handshake,
             local_index,
             attempts,
+            mac1: noise_hs::initiation_mac1(&msg),
         });
         self.hs_out[path] = Some([header.as_slice(), &msg].concat());
         self.sessions.retry_at = Some(now + self.retry_interval());
+    }
+
+    /// The key of the mac2 for an initiation on path index `path`: a fresh cookie the peer
+    /// sent for that path, else the proof of our current session, else none (mac2 zero).
+    fn mac2_key(&self, now: Duration, path: usize) -> Option<Vec<u8>> {
+        let s = &self.sessions;
+        let fresh =
+            |c: &&ReceivedCookie| c.path == path && now.saturating_sub(c.at) < COOKIE_LIFETIME;
+        if let Some(c) = s.cookie.as_ref().filter(fresh) {
+            return Some(c.cookie.to_vec());
+        }
+        s.current.as_ref().map(|c| c.proof_key().to_vec())
     }
 
     /// The retry interval plus up to 1/8 of it as random jitter.
@@ -110,11 +132,124 @@ impl Link {
         }
     }
 
-    /// Handles an initiation received on path index `path`.
+    /// Whether an initiation's mac2 proves that its sender holds one of our sessions.
+    fn proves_session(&self, head: &[u8], msg: &[u8]) -> bool {
+        let s = &self.sessions;
+        [&s.current, &s.previous, &s.next]
+            .into_iter()
+            .flatten()
+            .any(|x| noise_hs::initiation_mac2_valid(x.proof_key(), head, msg))
+    }
+
+    /// Takes the budget an initiation with a valid mac1 is answered from: the session-proved
+    /// one, the cookie one (datagram paths), or its path's. Under load on a datagram path an
+    /// initiation without a valid cookie gets a COOKIE instead. Returns whether to go on.
+    fn admit_initiation(
+        &mut self,
+        now: Duration,
+        path: usize,
+        source: Option<&[u8]>,
+        head: &[u8],
+        msg: &[u8],
+    ) -> bool {
+        let rate = self.cfg.handshakes_per_second;
+        if self.proves_session(head, msg) {
+            let admitted = self.proved_budget.take(now, rate);
+            return self.count_limited(admitted);
+        }
+        let Some(source) = source else {
+            let admitted = self.hs_budget[path].take(now, rate);
+            return self.count_limited(admitted);
+        };
+        if self.cookie_maker.needs_rotation(now) {
+            let mut secret = [0u8; 32];
+            self.entropy.fill(&mut secret);
+            self.cookie_maker.rotate(secret, now);
+        }
+        let covered = noise_hs::initiation_mac2_covered(head, msg);
+        let mac2 = noise_hs::initiation_mac2(msg);
+        if self.cookie_maker.mac2_valid(source, &covered, mac2) {
+            let admitted = self.cookie_budget.take(now, rate);
+            return self.count_limited(admitted);
+        }
+        if self.hs_budget[path].take(now, rate) {
+            return true;
+        }
+        let peer = self.paths[path].config.peer_source.as_deref();
+        if peer.is_none_or(|p| p == source) {
+            self.send_cookie(now, path, source, &noise_hs::initiation_mac1(msg));
+        } else {
+            self.rejected.handshake_rate_limited += 1;
+        }
+        false
+    }
+
+    /// Counts a refusal when `admitted` is false; passes it on.
+    fn count_limited(&mut self, admitted: bool) -> bool {
+        if !admitted {
+            self.rejected.handshake_rate_limited += 1;
+        }
+        admitted
+    }
+
+    /// Queues a COOKIE for `source` answering the initiation with `mac1`, within the reply
+    /// budget (over it, the initiation is just dropped and counted).
+    fn send_cookie(&mut self, now: Duration, path: usize, source: &[u8], mac1: &[u8; 16]) {
+        if !self.cookie_replies.take(now, COOKIE_REPLIES_PER_SECOND) {
+            self.rejected.handshake_rate_limited += 1;
+            return;
+        }
+        let header = handshake_header(
+            BatchType::Cookie,
+            self.paths[path].config.id,
+            0,
+            COOKIE_REPLY_LEN,
+        );
+        let mut nonce = [0u8; COOKIE_NONCE_LEN];
+        self.entropy.fill(&mut nonce);
+        let mut body = [0u8; COOKIE_REPLY_LEN];
+        self.cookie_maker.reply(source, mac1, nonce, &mut body);
+        self.cookie_out[path] = Some([header.as_slice(), &body].concat());
+        self.rejected.handshake_cookie_sent += 1;
+    }
+
+    /// Handles a COOKIE received on path index `path`: kept for the next initiations on it if
+    /// it answers our pending initiation.
+    pub(super) fn on_cookie(
+        &mut self,
+        now: Duration,
+        path: usize,
+        batch: &[u8],
+        header: &BatchHeader,
+    ) {
+        if header.receiver != 0 || header.body_len as usize != COOKIE_REPLY_LEN {
+            self.rejected.handshake_invalid += 1;
+            return;
+        }
+        let Some(pending) = &self.sessions.pending else {
+            self.rejected.handshake_unexpected += 1;
+            return;
+        };
+        let body = &batch[HEADER_LEN..];
+        match open_cookie_reply(&self.cfg.peer, &pending.mac1, body) {
+            Some(cookie) => {
+                self.sessions.cookie = Some(ReceivedCookie {
+                    cookie,
+                    at: now,
+                    path,
+                })
+            }
+            None => self.rejected.handshake_invalid += 1,
+        }
+    }
+
+    /// Handles an initiation received on path index `path`; `source` is the sender's address
+    /// on a datagram path (what a cookie is bound to), `None` on FC.
     pub(super) fn on_initiation(
         &mut self,
         now: Duration,
         path: usize,
+        source: Option<&[u8]>,
         batch: &[u8],
         header: &BatchHeader,
     ) {
@@ -128,8 +263,7 @@ impl Link {
             self.rejected.handshake_bad_mac1 += 1;
             return;
         }
-        if !self.hs_budget[path].take(now, self.cfg.handshakes_per_second) {
-            self.rejected.handshake_rate_limited += 1;
+        if !self.admit_initiation(now, path, source, head, msg) {
             return;
         }
         let responder = match self.statics.consume_initiation(head, msg) {

@@ -45,6 +45,7 @@ pub use event::Event;
 pub use stats::{LinkStats, PathStats, RejectCounters};
 
 use crate::crypto::Session;
+use crate::crypto::cookie::CookieMaker;
 use crate::crypto::handshake::{InitiatorHandshake, PeerStatics};
 use path::Path;
 use recv::RecvBuffer;
@@ -92,6 +93,16 @@ struct Pending {
     handshake: InitiatorHandshake,
     local_index: u32,
     attempts: u32,
+    /// The initiation's mac1: a COOKIE answering it is bound to it.
+    mac1: [u8; 16],
+}
+
+/// A cookie a responder under load sent us, for the initiations we send on one path.
+#[derive(Clone, Copy)]
+struct ReceivedCookie {
+    cookie: [u8; crate::crypto::cookie::COOKIE_LEN],
+    at: Duration,
+    path: usize,
 }
 
 /// Session keys in use, in rotation.
@@ -118,6 +129,8 @@ struct Sessions {
     peer_instance: Option<u64>,
     /// When the next initiation may be sent (retry timer).
     retry_at: Option<Duration>,
+    /// The latest cookie from the peer, if any.
+    cookie: Option<ReceivedCookie>,
 }
 
 /// One peer's link over all its paths. See the module documentation for the calling order.
@@ -143,6 +156,16 @@ pub struct Link {
     close_out: Vec<bool>,
     /// Initiations answered per path (a flood on one path cannot spend another's).
     hs_budget: Vec<budget::Budget>,
+    /// Initiations answered whose mac2 proves the current session (strangers cannot spend it).
+    proved_budget: budget::Budget,
+    /// Initiations answered whose mac2 carries a cookie of their source address.
+    cookie_budget: budget::Budget,
+    /// COOKIE replies sent.
+    cookie_replies: budget::Budget,
+    /// Makes and checks the cookies of datagram sources.
+    cookie_maker: CookieMaker,
+    /// COOKIE replies waiting for their path's transport (after handshake messages).
+    cookie_out: Vec<Option<Vec<u8>>>,
     next_pn: u64,
     /// Data frames in the last batch built.
     last_data_frames: usize,
@@ -178,7 +201,15 @@ impl Link {
             .map(|p| Path::new(p.clone(), cfg.initial_rtt, now))
             .collect();
         let n = paths.len();
+        let mut entropy = entropy;
+        let mut secret = [0u8; 32];
+        entropy.fill(&mut secret);
         Ok(Self {
+            proved_budget: budget::Budget::full(now),
+            cookie_budget: budget::Budget::full(now),
+            cookie_replies: budget::Budget::full(now),
+            cookie_maker: CookieMaker::new(&cfg.local.public, secret, now),
+            cookie_out: vec![None; n],
             statics: PeerStatics::new(&cfg.local, &cfg.peer),
             send: SendBuffer::new(
                 cfg.initial_seq,

@@ -20,6 +20,31 @@ impl Link {
         batch: &mut [u8],
         deliver: &mut dyn FnMut(&[u8]),
     ) {
+        self.receive(now, path_id, None, batch, deliver);
+    }
+
+    /// [`Link::handle_batch`] for a datagram path, with the sender's address `source` (any
+    /// stable encoding of it, such as IP bytes then port): under load, initiations from a
+    /// source must prove with a cookie that they can receive at it.
+    pub fn handle_datagram(
+        &mut self,
+        now: Duration,
+        path_id: u8,
+        source: &[u8],
+        batch: &mut [u8],
+        deliver: &mut dyn FnMut(&[u8]),
+    ) {
+        self.receive(now, path_id, Some(source), batch, deliver);
+    }
+
+    fn receive(
+        &mut self,
+        now: Duration,
+        path_id: u8,
+        source: Option<&[u8]>,
+        batch: &mut [u8],
+        deliver: &mut dyn FnMut(&[u8]),
+    ) {
         let header = match BatchHeader::parse(batch) {
             Ok(h) => h,
             Err(_) => {
@@ -34,7 +59,8 @@ impl Link {
         let batch = &mut batch[..header.batch_len()];
         match header.batch_type {
             BatchType::Idle => self.idle_batches += 1,
-            BatchType::Initiation => self.on_initiation(now, path, batch, &header),
+            BatchType::Initiation => self.on_initiation(now, path, source, batch, &header),
+            BatchType::Cookie => self.on_cookie(now, path, batch, &header),
             BatchType::Response => self.on_response(now, path, batch, &header),
             BatchType::Transport => self.on_transport(now, path, batch, &header, deliver),
         }

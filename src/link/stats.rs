@@ -27,6 +27,8 @@ pub struct RejectCounters {
     pub handshake_replayed: u64,
     /// Initiations over the rate limit.
     pub handshake_rate_limited: u64,
+    /// Initiations not processed but answered with a COOKIE (a datagram path under load).
+    pub handshake_cookie_sent: u64,
     /// Response matching no initiation of ours.
     pub handshake_unexpected: u64,
     /// Authenticated ACKs or SKIPs inconsistent with our sequence state (SPEC §5): not
@@ -48,6 +50,7 @@ impl RejectCounters {
             + self.handshake_bad_mac1
             + self.handshake_replayed
             + self.handshake_rate_limited
+            + self.handshake_cookie_sent
             + self.handshake_unexpected
     }
 }

@@ -53,7 +53,7 @@ impl Link {
         let i = self.path_index(path_id)?;
         self.last_data_frames = 0;
         let cap = buf.len().min(self.paths[i].config.max_batch);
-        if let Some(msg) = self.hs_out[i].take() {
+        if let Some(msg) = self.hs_out[i].take().or_else(|| self.cookie_out[i].take()) {
             let out = buf.get_mut(..msg.len())?;
             out.copy_from_slice(&msg);
             return Some(msg.len());

@@ -10,7 +10,7 @@ use thiserror::Error;
 /// First two bytes of every batch: ASCII "FV".
 pub const MAGIC: [u8; 2] = *b"FV";
 /// The protocol version this implementation speaks.
-pub const VERSION: u8 = 1;
+pub const VERSION: u8 = 2;
 /// Size of the cleartext batch header, which is also the AEAD associated data.
 pub const HEADER_LEN: usize = 24;
 /// Largest batch (header and body) any path may carry: the 24-bit SCSI byte-count ceiling.
@@ -41,6 +41,9 @@ pub enum BatchType {
     Transport = 3,
     /// Nothing to say: the answer to a parked SCSI READ that has no data. Body length 0.
     Idle = 4,
+    /// A responder under load answers an initiation with a cookie instead of a response
+    /// (body: `crypto::cookie::COOKIE_REPLY_LEN` bytes).
+    Cookie = 5,
 }
 
 impl BatchType {
@@ -50,6 +53,7 @@ impl BatchType {
             2 => Some(Self::Response),
             3 => Some(Self::Transport),
             4 => Some(Self::Idle),
+            5 => Some(Self::Cookie),
             _ => None,
         }
     }
@@ -552,7 +556,7 @@ mod tests {
         let mut batch = header().to_bytes().to_vec();
         assert_eq!(
             hex(&batch),
-            "4656010301000000efbeadde030000000807060504030201"
+            "4656020301000000efbeadde030000000807060504030201"
         );
         batch.extend_from_slice(&[9, 9, 9, 0, 0]);
         assert_eq!(BatchHeader::parse(&batch), Ok(header()));

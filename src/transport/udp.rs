@@ -33,6 +33,22 @@ const RECV_BUFFER: usize = 65_536;
 /// keeps failing keeps the path down, a single error does not make it flap.
 pub const ERROR_REPORT_INTERVAL: Duration = Duration::from_secs(1);
 
+/// The sender's address as the link's cookies see it: the IPv6 address (an IPv4 one mapped,
+/// `::ffff:a.b.c.d`), then the port, big-endian; empty if the kernel did not say.
+pub fn source_bytes(from: Option<SocketAddr>) -> ([u8; 18], usize) {
+    let mut b = [0u8; 18];
+    let Some(from) = from else {
+        return (b, 0);
+    };
+    let ip = match from.ip() {
+        std::net::IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
+        std::net::IpAddr::V6(v6) => v6.octets(),
+    };
+    b[..16].copy_from_slice(&ip);
+    b[16..].copy_from_slice(&from.port().to_be_bytes());
+    (b, 18)
+}
+
 /// The UDP transport.
 ///
 /// Batches leave in groups through UDP segmentation offload (one `sendmsg` carries up to 64
@@ -102,10 +118,12 @@ impl UdpPath {
     fn receive(&mut self, now: Duration, link: &mut Link, deliver: &mut dyn FnMut(&[u8])) -> bool {
         for _ in 0..BURST {
             match self.receive_group() {
-                Ok((n, segment)) => {
+                Ok((n, segment, from)) => {
+                    let (source, len) = source_bytes(from);
                     for r in segments(n, segment) {
                         self.counters.batches_in += 1;
-                        link.handle_batch(now, ETHERNET_PATH, &mut self.recv_buf[r], deliver);
+                        let batch = &mut self.recv_buf[r];
+                        link.handle_datagram(now, ETHERNET_PATH, &source[..len], batch, deliver);
                     }
                 }
                 Err(e) if is_transient(&e) => return true,
@@ -118,12 +136,12 @@ impl UdpPath {
         false
     }
 
-    /// Receives one datagram, or a group of them (GRO); returns the length and the segment
-    /// size (0: one datagram).
-    fn receive_group(&mut self) -> io::Result<(usize, usize)> {
+    /// Receives one datagram, or a group of them (GRO); returns the length, the segment
+    /// size (0: one datagram) and the sender.
+    fn receive_group(&mut self) -> io::Result<(usize, usize, Option<SocketAddr>)> {
         if !self.gro {
-            let (n, _from) = self.socket.recv_from(&mut self.recv_buf)?;
-            return Ok((n, 0));
+            let (n, from) = self.socket.recv_from(&mut self.recv_buf)?;
+            return Ok((n, 0, Some(from)));
         }
         let mut cmsg = nix::cmsg_space!(i32);
         let mut iov = [IoSliceMut::new(&mut self.recv_buf)];
@@ -142,7 +160,15 @@ impl UdpPath {
                 _ => None,
             })
             .unwrap_or(0);
-        Ok((msg.bytes, segment))
+        let from = msg.address.and_then(|a| {
+            if let Some(v4) = a.as_sockaddr_in() {
+                Some(SocketAddr::from((v4.ip(), v4.port())))
+            } else {
+                a.as_sockaddr_in6()
+                    .map(|v6| SocketAddr::from((v6.ip(), v6.port())))
+            }
+        });
+        Ok((msg.bytes, segment, from))
     }
 
     /// Sends what the link has; false if it stopped at [`BURST`] with more perhaps waiting.
@@ -334,7 +360,7 @@ mod tests {
         let deadline = std::time::Instant::now() + Duration::from_secs(1);
         while got.len() < want && std::time::Instant::now() < deadline {
             match b.receive_group() {
-                Ok((n, segment)) => {
+                Ok((n, segment, _)) => {
                     got.extend(segments(n, segment).map(|r| b.recv_buf[r].to_vec()))
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {

@@ -189,6 +189,16 @@ struct InFlight {
     to: usize,
     path: u8,
     bytes: Vec<u8>,
+    /// The sender's address on the Ethernet path (what cookies are bound to).
+    source: Vec<u8>,
+}
+
+/// The Ethernet path's id in the harness: batches on it arrive with a source address.
+pub const ETHERNET_ID: u8 = 1;
+
+/// Side `side`'s address as the other side's link sees it on the Ethernet path.
+pub fn side_source(side: usize) -> Vec<u8> {
+    format!("side {side}").into_bytes()
 }
 
 impl PartialEq for InFlight {
@@ -304,11 +314,17 @@ impl Pair {
 
     /// Puts `bytes` on the wire to side `to` on path `path`, arriving now (an attacker's batch).
     pub fn inject(&mut self, to: usize, path: u8, bytes: Vec<u8>) {
+        self.inject_from(to, path, side_source(1 - to), bytes);
+    }
+
+    /// [`Pair::inject`] from the address `source` (on the Ethernet path).
+    pub fn inject_from(&mut self, to: usize, path: u8, source: Vec<u8>, bytes: Vec<u8>) {
         self.wire.push(Reverse(InFlight {
             at: self.now,
             to,
             path,
             bytes,
+            source,
         }));
     }
 
@@ -390,9 +406,12 @@ impl Pair {
             let Reverse(mut f) = self.wire.pop().unwrap();
             let to = f.to;
             let mut got = Vec::new();
-            self.links[to].handle_batch(now, f.path, &mut f.bytes, &mut |p| {
-                got.push(check_packet(p))
-            });
+            let mut deliver = |p: &[u8]| got.push(check_packet(p));
+            if f.path == ETHERNET_ID {
+                self.links[to].handle_datagram(now, f.path, &f.source, &mut f.bytes, &mut deliver);
+            } else {
+                self.links[to].handle_batch(now, f.path, &mut f.bytes, &mut deliver);
+            }
             for (side, index) in got {
                 assert_eq!(side, 1 - to, "packet from the wrong side");
                 if let Some(last) = self.last_delivery[to] {
@@ -466,6 +485,7 @@ impl Pair {
                 to,
                 path: p.id,
                 bytes: bytes.clone(),
+                source: side_source(side),
             }));
         }
         last
@@ -507,6 +527,9 @@ pub fn build_link(sc: &Scenario, side: usize, generation: u64, now: Duration) ->
     cfg.initial_seq = sc.initial_seq;
     cfg.send_buffer_frames = sc.send_buffer_frames;
     cfg.hold_bytes = sc.hold_bytes;
+    for p in cfg.paths.iter_mut().filter(|p| p.id == ETHERNET_ID) {
+        p.peer_source = Some(side_source(1 - side));
+    }
     (sc.tweak)(side, &mut cfg);
     let seed = sc.seed.wrapping_mul(31) + side as u64 + (generation << 40);
     Link::new(cfg, Box::new(SeededEntropy(seed)), now).expect("valid config")
