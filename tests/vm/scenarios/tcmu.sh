@@ -158,14 +158,15 @@ f0=$(json_num fct foreign_commands)
 rm -f "$W/stranger.stop" "$W/stranger.good"
 # stranger NAME SG_RAW_ARGS...: sg_raw in a loop until $W/stranger.stop exists; the count of
 # commands goes to $W/stranger-NAME.n, and any that completed GOOD to $W/stranger.good. The
-# loop runs at the lowest CPU priority: in this VM the stranger's own processes share the two
-# emulated CPUs with both fcvpn ends, which a stranger on another host would not.
+# loops run at the lowest CPU priority (renice; busybox has no nice): in this VM the stranger's
+# own processes share the two emulated CPUs with both fcvpn ends, which a stranger on another
+# host would not.
 stranger() {
     name=$1
     shift
     n=0
     while [ ! -e "$W/stranger.stop" ]; do
-        nice -n 19 timeout 10 sg_raw "$@" > /dev/null 2>&1 && echo "$name" >> "$W/stranger.good"
+        timeout 10 sg_raw "$@" > /dev/null 2>&1 && echo "$name" >> "$W/stranger.good"
         n=$((n + 1))
     done
     echo "$n" > "$W/stranger-$name.n"
@@ -173,12 +174,15 @@ stranger() {
 # shellcheck disable=SC2086 # TAG_BYTES and TOKEN_BYTES are eight separate CDB bytes
 stranger read_1_block -r 512 "$SG" 88 00 $TAG_BYTES 00 00 00 01 00 00 &
 ST1=$!
+renice -n 19 -p "$ST1" > /dev/null 2>&1
 # shellcheck disable=SC2086
 stranger read_1MiB -r 1048576 "$SG" 88 00 $TAG_BYTES 00 00 08 00 00 00 &
 ST2=$!
+renice -n 19 -p "$ST2" > /dev/null 2>&1
 # shellcheck disable=SC2086
 stranger write_used_token -s 4096 -i "$W/junk" "$SG" 8a 00 $TOKEN_BYTES 00 00 00 08 00 00 &
 ST3=$!
+renice -n 19 -p "$ST3" > /dev/null 2>&1
 transfer "$NS_I" "$NS_T" "$ADDR_I" "$BIG" attacked_t_to_i 480
 ATTACKED_MBPS=$MBPS
 touch "$W/stranger.stop"
