@@ -81,7 +81,7 @@ enum Command {
         /// How long to run.
         #[arg(long, default_value_t = 5.0)]
         seconds: f64,
-        /// The LBA field (the nexus tag for an fcvpn device), in hex.
+        /// The LBA field, in hex (a raw LIO LUN ignores it).
         #[arg(long, default_value = "0")]
         tag: String,
     },

@@ -1,10 +1,10 @@
 //! Names derived from the static public keys: the device identity the target reports in INQUIRY
-//! and VPD pages, the nexus tag both ends put in WRITE(16)/READ(16), and the initiator's check
-//! that a SCSI device is the fcvpn target it expects.
+//! and VPD pages, the pair's nexus tag, and the initiator's check that a SCSI device is the fcvpn
+//! target it expects.
 //!
-//! Both derivations are domain-separated BLAKE2s-256 hashes of public keys. They let the initiator
-//! find its device and the target tell our commands from a stranger's; they are identifiers, not
-//! authentication (batches are authenticated by the AEAD).
+//! Both derivations are domain-separated BLAKE2s-256 hashes of public keys: identifiers, not
+//! authentication. The nexus tag is no longer on the wire (data commands carry command tokens,
+//! [`crate::scsi::token`]); it remains as the public value a stranger would copy, for tests.
 
 use blake2::{Blake2s256, Digest};
 
