@@ -166,7 +166,9 @@ pub fn kept_capabilities(cfg: &Config) -> Vec<Cap> {
 }
 
 /// Drops every capability but [`kept_capabilities`]; the loop is single-threaded, so the
-/// calling thread is the whole process.
+/// calling thread is the whole process. (An sg device search started before, still running
+/// on its helper thread, keeps its capabilities until it ends; every later search thread
+/// inherits the reduced set.)
 fn drop_privileges(cfg: &Config) -> Result<(), UpError> {
     let keep = kept_capabilities(cfg);
     crate::sys::caps::restrict_to(&keep).map_err(io_err("dropping capabilities"))?;

@@ -21,7 +21,10 @@
 //! A write or read failing with ENODEV, ENXIO or EBADF, or the driver reporting POLLHUP when
 //! nothing is left to read (device removed: after `dev_loss_tmo` on FC), is a disconnect: the
 //! file is closed, the buffers of its commands are dropped, and the device is searched for
-//! again, since it may come back as another sgN. An offlined device keeps its node; through
+//! again, since it may come back as another sgN. A device that completes commands GOOD but never
+//! lets the link prove the peer is behind it (an impostor with the target's public identity)
+//! is dropped by the port's watchdog ([`InitiatorBackend::search_again`]) and probed last by
+//! the following searches. An offlined device keeps its node; through
 //! the non-blocking file its commands fail one by one (DID_NO_CONNECT), the port marks the
 //! path down, and the same file works again once the device is set running.
 //!
