@@ -18,7 +18,7 @@
 
 pub mod config;
 pub mod event;
-mod fuzzing;
+pub(crate) mod fuzzing;
 mod handshake;
 pub mod path;
 mod receive;
