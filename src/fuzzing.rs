@@ -12,3 +12,5 @@ use crate::crypto::mac::Mac1Key;
 pub fn mac1(receiver: &PublicKey, header: &[u8], body: &[u8]) -> [u8; 16] {
     Mac1Key::for_receiver(receiver).compute(header, body)
 }
+
+pub use crate::link::fuzzing::pair_for_fuzzing;

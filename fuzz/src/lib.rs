@@ -130,28 +130,14 @@ pub fn link_config(side: usize, initial_seq: u64, hold_bytes: usize) -> LinkConf
     cfg
 }
 
-/// Two links that completed a handshake at time `now` (returned): side 1 initiated, so it
-/// holds a confirmed session and can seal batches side 0 accepts.
+/// Two links that share a current session at time `now` (returned), set up without the
+/// handshake's Diffie-Hellman work (`fcvpn::fuzzing::pair_for_fuzzing`; the `handshake` target
+/// covers the handshake). Side 1 can seal batches side 0 accepts.
 pub fn established_pair(initial_seq: [u64; 2], hold_bytes: usize) -> ([Link; 2], Duration) {
-    let mut links = [0, 1].map(|side| {
-        let cfg = link_config(side, initial_seq[side], hold_bytes);
-        let entropy = Box::new(SeededEntropy(side as u64 + 7));
-        Link::new(cfg, entropy, Duration::ZERO).expect("valid config")
-    });
     let now = Duration::from_millis(1);
-    let mut buf = vec![0u8; 1 << 20];
-    // Side 1 initiates; side 0 answers before its own timers run (no collision).
-    for (from, timers) in [(1, true), (0, false), (1, false)] {
-        if timers {
-            links[from].handle_timeout(now);
-        }
-        while let Some(n) = links[from].poll_transmit(now, 0, &mut buf) {
-            links[1 - from].handle_batch(now, 0, &mut buf[..n], &mut |_| {});
-        }
-    }
-    assert!(
-        links[1].is_established(),
-        "the pair did not complete its handshake"
-    );
+    let configs = [0, 1].map(|side| link_config(side, initial_seq[side], hold_bytes));
+    let entropy: [Box<dyn Entropy + Send>; 2] =
+        [Box::new(SeededEntropy(7)), Box::new(SeededEntropy(8))];
+    let links = fcvpn::fuzzing::pair_for_fuzzing(configs, entropy, now).expect("valid config");
     (links, now)
 }

@@ -20,7 +20,7 @@ mod budget;
 pub mod config;
 mod desync;
 pub mod event;
-mod fuzzing;
+pub(crate) mod fuzzing;
 mod handshake;
 pub mod path;
 mod receive;
