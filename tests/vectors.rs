@@ -7,8 +7,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use fcvpn::crypto::fabric::{FabricKey, FabricRole};
 use fcvpn::crypto::cookie::{COOKIE_REPLY_LEN, CookieMaker, open_cookie_reply};
+use fcvpn::crypto::fabric::{FabricKey, FabricRole};
 use fcvpn::crypto::handshake::{
     INITIATION_LEN, LocalStatic, PAYLOAD_LEN, RESPONSE_LEN, consume_initiation, create_initiation,
     initiation_mac1, initiation_mac2, initiation_mac2_covered, set_initiation_mac2,

@@ -14,8 +14,8 @@
 #![forbid(unsafe_code)]
 
 mod cipher;
-pub mod fabric;
 pub mod cookie;
+pub mod fabric;
 pub mod handshake;
 mod ik;
 mod kdf;
