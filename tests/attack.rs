@@ -556,6 +556,16 @@ fn udp_flood_of_forged_initiations_and_transports_across_rekeys() {
     c.check(rejected * 10 >= sent * 9, || {
         format!("the target counted {rejected} rejected batches for {sent} forged datagrams")
     });
+    // The forged INITIATIONs carry a right mac1, so they must reach the per-path budget (and
+    // be refused there), not stop at the mac1 filter.
+    let over_budget = count(&after.status[TARGET]["handshake"]["rejected_budget"])
+        - count(&before.status[TARGET]["handshake"]["rejected_budget"]);
+    c.check(over_budget * 2 >= sent / 2, || {
+        format!(
+            "only {over_budget} of the ~{} forged initiations reached the budget",
+            sent / 2
+        )
+    });
     let after_speed = base.measure(&mut c, &t);
     let total_bytes: u64 = attacked.iter().map(|r| r.bytes_received).sum();
     let total_secs: f64 = attacked.iter().map(|r| r.duration.as_secs_f64()).sum();

@@ -19,6 +19,7 @@ use blake2::digest::consts::U16;
 use blake2::digest::{KeyInit, Mac};
 use blake2::{Blake2s256, Blake2sMac, Digest};
 use clap::{Args, ValueEnum};
+use fcvpn::crypto::handshake::MAC2_LEN;
 use fcvpn::crypto::{INITIATION_LEN, PublicKey, TAG_LEN};
 use fcvpn::link::wire::{BatchHeader, BatchType, HEADER_LEN};
 
@@ -179,11 +180,15 @@ fn forged_initiation(
     let len = HEADER_LEN + INITIATION_LEN;
     buf[..HEADER_LEN].copy_from_slice(&header.to_bytes());
     rng.fill(&mut buf[HEADER_LEN..len]);
+    // The body ends in mac1 then mac2 (SPEC §8.2); mac2 stays zero: no session proof, no
+    // cookie, so each one must come out of the per-path budget.
+    let mac1_at = len - MAC2_LEN - MAC1_LEN;
+    buf[len - MAC2_LEN..len].fill(0);
     if let Some(key) = key {
         let mut mac = <Blake2sMac<U16> as KeyInit>::new(key.into());
-        Mac::update(&mut mac, &buf[..len - MAC1_LEN]);
+        Mac::update(&mut mac, &buf[..mac1_at]);
         let tag: [u8; MAC1_LEN] = mac.finalize().into_bytes().into();
-        buf[len - MAC1_LEN..len].copy_from_slice(&tag);
+        buf[mac1_at..mac1_at + MAC1_LEN].copy_from_slice(&tag);
     }
     len
 }
