@@ -139,7 +139,11 @@ fn rewrite(
     let head = header(ty, input, h.receiver, h.body_len as usize);
     batch[..HEADER_LEN].copy_from_slice(&head);
     let (head, body) = batch.split_at_mut(HEADER_LEN);
-    let changed = mutate(body, head, &input.mask, to);
+    let tail = match ty {
+        BatchType::Initiation => fcvpn::crypto::handshake::MAC2_LEN,
+        _ => 0,
+    };
+    let changed = mutate(body, tail, head, &input.mask, to);
     (batch, changed, input.path % 2)
 }
 
