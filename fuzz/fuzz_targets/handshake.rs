@@ -39,16 +39,23 @@ struct Input {
     mask: Vec<u8>,
 }
 
-/// Applies `mask` to `msg` (without its mac1), recomputes mac1 for `to`; true if changed.
-fn mutate(msg: &mut [u8], header: &[u8], mask: &[u8], to: &fcvpn::crypto::PublicKey) -> bool {
-    let n = msg.len() - MAC1_LEN;
+/// Applies `mask` to `msg` up to its mac1 (at `msg.len() - tail - MAC1_LEN`; `tail` is the
+/// initiation's zero mac2, left alone), recomputes mac1 for `to`; true if changed.
+fn mutate(
+    msg: &mut [u8],
+    tail: usize,
+    header: &[u8],
+    mask: &[u8],
+    to: &fcvpn::crypto::PublicKey,
+) -> bool {
+    let n = msg.len() - tail - MAC1_LEN;
     let mut changed = false;
     for (b, m) in msg[..n].iter_mut().zip(mask) {
         *b ^= m;
         changed |= *m != 0;
     }
     let mac = mac1(to, header, &msg[..n]);
-    msg[n..].copy_from_slice(&mac);
+    msg[n..n + MAC1_LEN].copy_from_slice(&mac);
     changed
 }
 
@@ -77,7 +84,13 @@ fn crypto(input: &Input, response: bool) {
         &mut init,
     );
     if !response {
-        let changed = mutate(&mut init, &ih, &input.mask, &responder.public);
+        let changed = mutate(
+            &mut init,
+            fcvpn::crypto::handshake::MAC2_LEN,
+            &ih,
+            &input.mask,
+            &responder.public,
+        );
         let r = consume_initiation(&responder, &initiator.public, &ih, &init);
         assert_eq!(r.is_ok(), !changed, "initiation accepted: {}", r.is_ok());
         return;
@@ -86,7 +99,7 @@ fn crypto(input: &Input, response: bool) {
     let rh = header(BatchType::Response, input, 1, RESPONSE_LEN);
     let mut resp = [0u8; RESPONSE_LEN];
     let _ = r.respond([6; 32], &payload, &rh, &mut resp);
-    let changed = mutate(&mut resp, &rh, &input.mask, &initiator.public);
+    let changed = mutate(&mut resp, 0, &rh, &input.mask, &initiator.public);
     let done = state.consume_response(&rh, &resp);
     assert_eq!(
         done.is_ok(),
@@ -126,7 +139,11 @@ fn rewrite(
     let head = header(ty, input, h.receiver, h.body_len as usize);
     batch[..HEADER_LEN].copy_from_slice(&head);
     let (head, body) = batch.split_at_mut(HEADER_LEN);
-    let changed = mutate(body, head, &input.mask, to);
+    let tail = match ty {
+        BatchType::Initiation => fcvpn::crypto::handshake::MAC2_LEN,
+        _ => 0,
+    };
+    let changed = mutate(body, tail, head, &input.mask, to);
     (batch, changed, input.path % 2)
 }
 
