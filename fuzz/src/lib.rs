@@ -97,6 +97,14 @@ impl DeliveryOracle {
         }
     }
 
+    /// Notes that the receiver's cumulative point is `cum` (a SKIP may move it far ahead with
+    /// nothing delivered): later deliveries must lie at or above it, and are expanded from it.
+    pub fn passed(&mut self, cum: u64) {
+        if let Some(below) = cum.checked_sub(1) {
+            self.last = Some(self.last.map_or(below, |l| l.max(below)));
+        }
+    }
+
     /// Checks one delivered packet; returns its 64-bit sequence number.
     pub fn check(&mut self, p: &[u8]) -> u64 {
         assert!(p.len() >= 4, "runt packet of {} bytes delivered", p.len());
