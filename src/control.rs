@@ -247,7 +247,13 @@ mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
 
+    /// Binds one test's server at a time: the umask that `bind` sets is process-wide, and
+    /// tests run on parallel threads (the daemon binds before it starts any thread).
     fn server(test: &str) -> (ControlServer, PathBuf) {
+        static BIND: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _one = BIND
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let dir = std::env::temp_dir().join(format!("fcvpn-control-{}-{test}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let path = dir.join("t.sock");
